@@ -1,0 +1,54 @@
+"""EVA02-AT: an egocentric video-language model, native to Hugging Face transformers."""
+
+from transformers import AutoConfig, AutoModel
+
+from .configuration_eva02at import EVA02ATConfig, EVA02ATTextConfig, EVA02ATVisionConfig
+from .losses import (
+    AdaptiveMIMMLoss,
+    EgoNCELoss,
+    InfoNCELoss,
+    MIMMLoss,
+    SMSHardLoss,
+    SMSLoss,
+    gather_with_grad,
+)
+from .modeling_eva02at import (
+    EVA02ATForVideoTextRetrieval,
+    EVA02ATPreTrainedModel,
+    EVA02ATRetrievalOutput,
+    EVA02ATVisionModel,
+)
+from .processing_eva02at import EVA02ATProcessor
+from .relevancy import HardMiningSampler, batch_relevancy, egonce_positive_mask, pos_iou_relevancy
+from .video_processing_eva02at import EVA02ATVideoProcessor
+
+AutoConfig.register(EVA02ATConfig.model_type, EVA02ATConfig, exist_ok=True)
+AutoConfig.register(EVA02ATVisionConfig.model_type, EVA02ATVisionConfig, exist_ok=True)
+AutoConfig.register(EVA02ATTextConfig.model_type, EVA02ATTextConfig, exist_ok=True)
+AutoModel.register(EVA02ATConfig, EVA02ATForVideoTextRetrieval, exist_ok=True)
+AutoModel.register(EVA02ATVisionConfig, EVA02ATVisionModel, exist_ok=True)
+EVA02ATConfig.register_for_auto_class()
+EVA02ATForVideoTextRetrieval.register_for_auto_class("AutoModel")
+
+__all__ = [
+    "AdaptiveMIMMLoss",
+    "EgoNCELoss",
+    "HardMiningSampler",
+    "InfoNCELoss",
+    "MIMMLoss",
+    "SMSHardLoss",
+    "SMSLoss",
+    "batch_relevancy",
+    "egonce_positive_mask",
+    "gather_with_grad",
+    "pos_iou_relevancy",
+    "EVA02ATConfig",
+    "EVA02ATForVideoTextRetrieval",
+    "EVA02ATPreTrainedModel",
+    "EVA02ATProcessor",
+    "EVA02ATRetrievalOutput",
+    "EVA02ATTextConfig",
+    "EVA02ATVisionConfig",
+    "EVA02ATVideoProcessor",
+    "EVA02ATVisionModel",
+]

@@ -1,0 +1,232 @@
+"""Configuration classes for EVA02-AT (vision tower, text tower, retrieval model) and the named presets."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from huggingface_hub.dataclasses import strict
+from transformers.configuration_utils import PreTrainedConfig
+from transformers.models.clip.configuration_clip import CLIPTextConfig
+
+TEMPORAL_POSITION_ENCODINGS = ("learnable", "rope", "learnable+rope", "split_3d_rope")
+TEMPORAL_ROPE_POSITIONS = ("index", "rescaled")
+
+
+@strict
+class EVA02ATVisionConfig(PreTrainedConfig):
+    r"""Configuration of [`EVA02ATVisionModel`], the EVA02 image transformer turned video encoder (paper Sec. IV-A).
+
+    Defaults reproduce the EVA02-CLIP-B/16 vision tower (timm `eva02_base_patch16_clip_224`).
+
+    Args:
+        hidden_size (`int`): width D of the transformer (768 for B, 1024 for L).
+        intermediate_size (`int`): hidden width of the SwiGLU MLP (`int(D * 4 * 2 / 3)`: 2048 for B, 2730 for L).
+        num_hidden_layers (`int`): number of EVA02 blocks.
+        num_attention_heads (`int`): attention heads; the head dimension must be divisible by 4 (2D RoPE).
+        num_channels (`int`): input channels.
+        image_size (`int`): square input resolution in pixels.
+        patch_size (`int`): side p of the 1 x p x p tube patch embedding.
+        num_frames (`int`): T, the number of frames the learnable temporal embedding P_t is sized for. Clips
+            with another frame count are accepted: P_t is linearly interpolated to the clip's frame count.
+        hidden_act (`str`): gate activation of the SwiGLU MLP (`"silu"` in EVA02).
+        layer_norm_eps (`float`): epsilon of every LayerNorm (1e-6 in EVA02).
+        attention_dropout (`float`): dropout on attention probabilities.
+        initializer_range (`float`): std of the truncated-normal weight initialisation.
+        temporal_position_encoding (`str`): how time is encoded, the ablation of Table IV:
+            `"learnable+rope"` (default, the paper's best): learnable P_t (Eq. 7) plus the spatial-temporal RoPE
+            whose temporal angles span the whole head dimension and add to the 2D spatial angles (Eqs. 8-10);
+            `"learnable"`: learnable P_t, and the image model's 2D RoPE only;
+            `"rope"`: no P_t, spatial-temporal RoPE only;
+            `"split_3d_rope"`: the CogVideoX baseline, no P_t and a 3D RoPE whose head dimension is split into
+            3/8 (height), 3/8 (width) and 1/4 (time) slices. This option is not an image model at one frame:
+            the spatial slices differ from EVA02's 2D RoPE.
+        rope_theta (`float`): base of the spatial RoPE frequencies (EVA02: 10000).
+        rope_reference_grid_size (`int`): EVA02 rescales patch coordinates so the grid spans this many
+            positions whatever the input resolution (timm's `ref_feat_shape`, 16 for both EVA02-CLIP B/16 and
+            L/14). Keep it when converting EVA02-CLIP weights.
+        temporal_rope_theta (`float`): base of the temporal RoPE frequencies; the temporal rotation uses the
+            standard 1D RoPE spectrum `theta ** (-i / (head_dim / 2))` over all `head_dim / 2` rotary pairs.
+        temporal_rope_positions (`str`): the temporal coordinate of frame t of a T-frame clip.
+            `"index"` (default): t itself, so RoPE extrapolates to longer clips and frame spacing is the unit
+            of relative time; `"rescaled"`: `t * num_frames / T`, so a clip spans the same temporal range
+            as in training whatever its frame count (the same scheme EVA02 uses for spatial resolution).
+            With one frame both give t = 0, i.e. exactly the image model.
+    """
+
+    model_type = "eva02at_vision_model"
+    base_config_key = "vision_config"
+
+    hidden_size: int = 768
+    intermediate_size: int = 2048
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    num_channels: int = 3
+    image_size: int = 224
+    patch_size: int = 16
+    num_frames: int = 16
+    hidden_act: str = "silu"
+    layer_norm_eps: float = 1e-6
+    attention_dropout: float = 0.0
+    initializer_range: float = 0.02
+    temporal_position_encoding: str = "learnable+rope"
+    rope_theta: float = 10000.0
+    rope_reference_grid_size: int = 16
+    temporal_rope_theta: float = 10000.0
+    temporal_rope_positions: str = "index"
+
+    def validate_architecture(self) -> None:
+        """Reject unknown option values and shapes RoPE cannot use, naming the offending field."""
+        if self.hidden_size % self.num_attention_heads != 0:
+            raise ValueError(
+                f"hidden_size ({self.hidden_size}) must be a multiple of num_attention_heads "
+                f"({self.num_attention_heads})."
+            )
+        head_dim = self.hidden_size // self.num_attention_heads
+        if head_dim % 4 != 0:
+            raise ValueError(f"The head dimension ({head_dim}) must be divisible by 4 for the 2D RoPE.")
+        if self.temporal_position_encoding not in TEMPORAL_POSITION_ENCODINGS:
+            raise ValueError(
+                f"temporal_position_encoding={self.temporal_position_encoding!r} is not one of "
+                f"{TEMPORAL_POSITION_ENCODINGS}."
+            )
+        if self.temporal_position_encoding == "split_3d_rope" and head_dim % 16 != 0:
+            raise ValueError(f"split_3d_rope needs a head dimension divisible by 16, got {head_dim}.")
+        if self.temporal_rope_positions not in TEMPORAL_ROPE_POSITIONS:
+            raise ValueError(
+                f"temporal_rope_positions={self.temporal_rope_positions!r} is not one of {TEMPORAL_ROPE_POSITIONS}."
+            )
+        if self.image_size % self.patch_size != 0:
+            raise ValueError(
+                f"image_size ({self.image_size}) must be a multiple of patch_size ({self.patch_size})."
+            )
+        if self.num_frames < 1:
+            raise ValueError(f"num_frames must be >= 1, got {self.num_frames}.")
+
+    @property
+    def uses_learnable_temporal_embedding(self) -> bool:
+        """Whether the tower holds the learnable temporal embedding P_t of Eq. 7."""
+        return self.temporal_position_encoding in ("learnable", "learnable+rope")
+
+
+@strict
+class EVA02ATTextConfig(CLIPTextConfig):
+    r"""Configuration of the CLIP text transformer of EVA02-AT (causal, pooled at the end-of-text token).
+
+    The tower is transformers' `CLIPTextModel`, so every [`CLIPTextConfig`] field applies. Defaults reproduce
+    open_clip's `EVA02-B-16` text tower: 512 wide, 12 layers, 8 heads, context 77, vocabulary 49408, GELU
+    (open_clip's EVA02 models do not use QuickGELU), LayerNorm epsilon 1e-5, padding id 0 (open_clip pads with
+    0), `<|startoftext|>` 49406 and `<|endoftext|>` 49407; the pooled output is taken at the first
+    `eos_token_id`, which for open_clip's tokens is the arg-max token as in open_clip.
+    """
+
+    model_type = "eva02at_text_model"
+    base_config_key = "text_config"
+
+    projection_dim: int | None = None
+    hidden_act: str = "gelu"
+    pad_token_id: int | None = 0
+
+
+@strict
+class EVA02ATConfig(PreTrainedConfig):
+    r"""Configuration of [`EVA02ATForVideoTextRetrieval`]: video tower + text tower + projections.
+
+    Args:
+        vision_config (`dict` or [`EVA02ATVisionConfig`]): the video encoder.
+        text_config (`dict` or [`EVA02ATTextConfig`]): the text encoder.
+        projection_dim (`int`): dimension of the joint embedding space. The paper uses 256 (Sec. V-A); a
+            checkpoint converted from EVA02-CLIP keeps the CLIP projection (512 for B, 768 for L) so that it
+            starts exactly at the image model.
+        logit_scale_init_value (`float`): initial log of the inverse temperature of the logits returned by the
+            forward pass (CLIP's log(1 / 0.07)). The training objectives in `eva02at_hf.losses` use their own
+            fixed temperature or margins (InfoNCE at 0.05 in the paper) on the cosine similarities.
+    """
+
+    model_type = "eva02at"
+    sub_configs_defaults = {"vision_config": EVA02ATVisionConfig, "text_config": EVA02ATTextConfig}
+
+    vision_config: dict | PreTrainedConfig | None = None
+    text_config: dict | PreTrainedConfig | None = None
+    projection_dim: int = 256
+    logit_scale_init_value: float = math.log(1 / 0.07)
+    initializer_factor: float = 1.0
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> EVA02ATConfig:
+        """Build a named configuration offline: `"eva02at-b"`, `"eva02at-l"` (the paper's sizes) or
+        `"eva02at-tiny"` (a few-hundred-thousand-parameter model for tests, demos and CPU runs).
+
+        `overrides` replace top-level fields; `vision_config` / `text_config` dicts update the preset's.
+        """
+        if name not in PRESETS:
+            raise ValueError(f"Unknown preset {name!r}; available presets: {sorted(PRESETS)}.")
+        preset = PRESETS[name]
+        vision = {**preset["vision_config"], **overrides.pop("vision_config", {})}
+        text = {**preset["text_config"], **overrides.pop("text_config", {})}
+        fields = {key: value for key, value in preset.items() if key not in ("vision_config", "text_config")}
+        return cls(vision_config=vision, text_config=text, **{**fields, **overrides})
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # EVA02-CLIP-B/16 (timm `eva02_base_patch16_clip_224`, open_clip `EVA02-B-16`): 86M vision + 63M text.
+    "eva02at-b": {
+        "vision_config": {
+            "hidden_size": 768,
+            "intermediate_size": 2048,
+            "num_hidden_layers": 12,
+            "num_attention_heads": 12,
+            "patch_size": 16,
+            "image_size": 224,
+            "num_frames": 16,
+        },
+        "text_config": {
+            "hidden_size": 512,
+            "intermediate_size": 2048,
+            "num_hidden_layers": 12,
+            "num_attention_heads": 8,
+        },
+        "projection_dim": 256,
+    },
+    # EVA02-CLIP-L/14 (timm `eva02_large_patch14_clip_224`, open_clip `EVA02-L-14`): 304M vision + 124M text.
+    "eva02at-l": {
+        "vision_config": {
+            "hidden_size": 1024,
+            "intermediate_size": 2730,
+            "num_hidden_layers": 24,
+            "num_attention_heads": 16,
+            "patch_size": 14,
+            "image_size": 224,
+            "num_frames": 16,
+        },
+        "text_config": {
+            "hidden_size": 768,
+            "intermediate_size": 3072,
+            "num_hidden_layers": 12,
+            "num_attention_heads": 12,
+        },
+        "projection_dim": 256,
+    },
+    # A small model with the same architecture, for tests, the quickstart and CPU benchmarks.
+    "eva02at-tiny": {
+        "vision_config": {
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "patch_size": 8,
+            "image_size": 32,
+            "num_frames": 8,
+            "rope_reference_grid_size": 4,
+        },
+        "text_config": {
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+        },
+        "projection_dim": 32,
+    },
+}
+
+__all__ = ["EVA02ATConfig", "EVA02ATTextConfig", "EVA02ATVisionConfig", "PRESETS"]

@@ -1,0 +1,400 @@
+"""A small synthetic egocentric retrieval set in the EK-100 MIR layout, for tests, demos and benchmarks.
+
+Each clip shows one object (a coloured shape) undergoing an action; captions read like EK-100 narrations
+("move the red square left"). Verbs come in time-reversed pairs: move left / right, move up / down,
+appear / disappear, grow / shrink. A clip of a verb and the clip of its reverse drawn with the same random
+parameters hold the same frames in reverse order, so a single frame, the frame mean or any other order-free
+statistic cannot tell the two apart: recognising the verb needs temporal order.
+
+Nouns are the shape (the main ``noun``) and the colour; ``all_noun_classes`` is ``[shape, colour]``, so the
+part-of-speech IoU relevancy takes graded values (1, 2/3, 1/2, 1/6, 0).
+
+Written files (``DIR`` = ``out_dir``)::
+
+    DIR/videos/<video_id>.mp4                        raw layout (chunk_len=None), or
+    DIR/videos/<video_id>.mp4/<chunk start>.mp4      pre-chunked layout (chunk_len=L seconds)
+    DIR/EPIC_100_retrieval_train.csv                 clips, exact EK-100 column layout
+    DIR/EPIC_100_retrieval_test.csv
+    DIR/EPIC_100_retrieval_train_sentence.csv        unique train narrations with verb / noun classes
+    DIR/EPIC_100_retrieval_test_sentence.csv         unique test narrations (the text queries)
+    DIR/EPIC_100_verb_classes.csv, DIR/EPIC_100_noun_classes.csv, DIR/EPIC_100_video_info.csv
+
+Each video file holds one to ``max_clips_per_video`` clips separated by empty gap frames, so clips are windows
+``[start_timestamp, stop_timestamp]`` ("HH:MM:SS.ff") of longer videos, as in EK-100.
+
+Command line: ``python -m eva02at_hf.data.synthetic --out DIR --num-clips N --seed S``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+
+import av
+import numpy as np
+import pandas as pd
+
+SHAPES = ("square", "circle", "triangle")
+COLOURS = {"red": (220, 40, 40), "green": (40, 190, 60), "blue": (50, 80, 235)}
+VERBS = ("move-left", "move-right", "move-up", "move-down", "appear", "disappear", "grow", "shrink")
+REVERSE_VERB = {0: 1, 1: 0, 2: 3, 3: 2, 4: 5, 5: 4, 6: 7, 7: 6}
+_VERB_CATEGORY = ("motion", "motion", "motion", "motion", "visibility", "visibility", "size", "size")
+_CAPTIONS = (
+    "move the {noun} left",
+    "move the {noun} right",
+    "move the {noun} up",
+    "move the {noun} down",
+    "make the {noun} appear",
+    "make the {noun} disappear",
+    "grow the {noun}",
+    "shrink the {noun}",
+)
+NOUNS = SHAPES + tuple(COLOURS)
+CLIP_COLUMNS = [
+    "narration_id",
+    "participant_id",
+    "video_id",
+    "narration_timestamp",
+    "start_timestamp",
+    "stop_timestamp",
+    "start_frame",
+    "stop_frame",
+    "narration",
+    "verb",
+    "verb_class",
+    "noun",
+    "noun_class",
+    "all_nouns",
+    "all_noun_classes",
+]
+
+
+@dataclass(frozen=True)
+class Motion:
+    """Per-frame state of the object: ``centres`` (T, 2) as (x, y) pixels, ``radii`` (T,), ``visible`` (T,)."""
+
+    centres: np.ndarray
+    radii: np.ndarray
+    visible: np.ndarray
+
+
+@dataclass(frozen=True)
+class SyntheticSummary:
+    """What `generate` wrote."""
+
+    out_dir: str
+    num_train: int
+    num_test: int
+    num_videos: int
+    num_sentences: int
+
+
+def sample_motion(verb: int, rng: np.random.Generator, size: int, num_frames: int) -> Motion:
+    """Draw the object trajectory of a ``verb`` clip on a ``size`` x ``size`` frame.
+
+    The draw uses ``rng`` identically for a verb and its reverse (`REVERSE_VERB`); the reverse verb gets the
+    same trajectory played backwards.
+    """
+    forward = min(verb, REVERSE_VERB[verb])
+    t = np.linspace(0.0, 1.0, num_frames)
+    if forward in (0, 2):  # horizontal (0) or vertical (2) move, constant size
+        radius = rng.uniform(0.10, 0.15) * size
+        travel = 0.45 * size
+        along = rng.uniform(radius + travel / 2, size - 1 - radius - travel / 2)
+        across = rng.uniform(radius, size - 1 - radius)
+        path = along + travel / 2 - travel * t
+        centres = np.stack([path, np.full(num_frames, across)], axis=1)
+        if forward == 2:
+            centres = centres[:, ::-1]
+        radii = np.full(num_frames, radius)
+        visible = np.ones(num_frames, dtype=bool)
+    elif forward == 4:  # appear: empty first half, visible second half
+        radius = rng.uniform(0.12, 0.18) * size
+        centres = np.tile(rng.uniform(radius, size - 1 - radius, size=2), (num_frames, 1))
+        radii = np.full(num_frames, radius)
+        visible = np.arange(num_frames) >= num_frames // 2
+    else:  # grow
+        small, large = 0.10 * size, 0.25 * size
+        centres = np.tile(rng.uniform(large, size - 1 - large, size=2), (num_frames, 1))
+        radii = small + (large - small) * t
+        visible = np.ones(num_frames, dtype=bool)
+    if verb != forward:
+        centres, radii, visible = centres[::-1], radii[::-1], visible[::-1]
+    return Motion(np.ascontiguousarray(centres), np.ascontiguousarray(radii), np.ascontiguousarray(visible))
+
+
+def shape_mask(shape: str, centre: np.ndarray, radius: float, size: int) -> np.ndarray:
+    """(size, size) boolean mask of a square, circle or (upward) triangle of half-size ``radius``."""
+    y, x = np.mgrid[0:size, 0:size].astype(np.float64)
+    dx, dy = x - centre[0], y - centre[1]
+    if shape == "square":
+        return np.maximum(np.abs(dx), np.abs(dy)) <= radius
+    if shape == "circle":
+        return dx**2 + dy**2 <= radius**2
+    if shape == "triangle":
+        return (np.abs(dy) <= radius) & (np.abs(dx) <= (dy + radius) / 2)
+    raise ValueError(f"unknown shape {shape!r}; expected one of {SHAPES}")
+
+
+def render_clip(motion: Motion, shape: str, colour: str, background: int, size: int) -> np.ndarray:
+    """Frames of one clip, ``(T, size, size, 3)`` uint8, on a flat grey ``background``."""
+    frames = np.full((len(motion.radii), size, size, 3), background, dtype=np.uint8)
+    for frame, centre, radius, visible in zip(
+        frames, motion.centres, motion.radii, motion.visible, strict=True
+    ):
+        if visible:
+            frame[shape_mask(shape, centre, radius, size)] = COLOURS[colour]
+    return frames
+
+
+def write_video(path: str, frames: np.ndarray, fps: int) -> None:
+    """Encode ``frames`` (T, H, W, 3) uint8 to ``path`` with H.264 (near-lossless, no B-frames), pts = index."""
+    with av.open(path, "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"preset": "ultrafast", "crf": "8"}
+        for index, array in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(array, format="rgb24")
+            frame.pts = index
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+
+
+def format_timestamp(seconds: float, decimals: int = 2) -> str:
+    """EK-100 timestamp ``HH:MM:SS.ff`` (``decimals`` digits after the point)."""
+    hundredths = round(seconds * 10**decimals)
+    whole, fraction = divmod(hundredths, 10**decimals)
+    minutes, secs = divmod(whole, 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}.{fraction:0{decimals}d}"
+
+
+def _caption(verb: int, shape: str, colour: str) -> str:
+    return _CAPTIONS[verb].format(noun=f"{colour} {shape}")
+
+
+def _write_videos(out_dir: str, video_id: str, frames: np.ndarray, fps: int, chunk_len: int | None) -> None:
+    if chunk_len is None:
+        write_video(os.path.join(out_dir, "videos", f"{video_id}.mp4"), frames, fps)
+        return
+    folder = os.path.join(out_dir, "videos", f"{video_id}.mp4")
+    os.makedirs(folder, exist_ok=True)
+    per_chunk = chunk_len * fps
+    for first in range(0, len(frames), per_chunk):
+        write_video(os.path.join(folder, f"{first // fps}.mp4"), frames[first : first + per_chunk], fps)
+
+
+def _sentence_tables(clips: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(train-style sentence table with classes, test-style sentence table) of the unique narrations."""
+    unique = clips.drop_duplicates("narration", keep="first")
+    with_classes = pd.DataFrame(
+        {
+            "narration_id": unique["narration_id"],
+            "narration": unique["narration"],
+            "verb_class": unique["verb_class"],
+            "noun_classes": unique["all_noun_classes"],
+            "verb": unique["verb"],
+            "nouns": unique["all_nouns"],
+        }
+    )
+    return with_classes, unique[["narration_id", "narration"]]
+
+
+def _class_table(keys: tuple[str, ...], categories: tuple[str, ...]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {"id": range(len(keys)), "key": keys, "instances": [str([k]) for k in keys], "category": categories}
+    )
+
+
+def _sort_by_narration_id(clips: pd.DataFrame) -> pd.DataFrame:
+    """Row order of the official files: narration ids sorted as strings (``P01_01_10`` before ``P01_01_2``)."""
+    return clips.sort_values("narration_id", kind="stable").reset_index(drop=True)
+
+
+def generate(
+    out_dir: str | os.PathLike,
+    num_clips: int,
+    seed: int,
+    size: int = 32,
+    fps: int = 10,
+    frames_per_clip: int = 8,
+    gap_frames: int = 3,
+    max_clips_per_video: int = 3,
+    test_fraction: float = 0.25,
+    chunk_len: int | None = None,
+) -> SyntheticSummary:
+    """Write the synthetic set to ``out_dir`` (see the module docstring for the files).
+
+    Args:
+        out_dir: output folder (created).
+        num_clips: total clips over both splits (>= 2); whole videos go to one split.
+        seed: everything (annotations and pixels) is a deterministic function of the arguments.
+        size: frame height and width in pixels (even, >= 16).
+        fps: frame rate, at most 25 so that centisecond timestamps fall strictly between frames.
+        frames_per_clip: frames inside each clip window (>= 2).
+        gap_frames: empty frames before, between and after the clips of a video (>= 1).
+        max_clips_per_video: each video holds 1 to this many clips.
+        test_fraction: approximate fraction of clips in the test split.
+        chunk_len: ``None`` writes one file per video; an integer writes the pre-chunked layout with chunks of
+            this many seconds (``videos/<video_id>.mp4/<chunk start>.mp4``).
+    """
+    _check_arguments(
+        num_clips, size, fps, frames_per_clip, gap_frames, max_clips_per_video, test_fraction, chunk_len
+    )
+    out_dir = os.fspath(out_dir)
+    os.makedirs(os.path.join(out_dir, "videos"), exist_ok=True)
+    rng = np.random.default_rng(seed)
+    rows: list[dict] = []
+    video_rows: list[dict] = []
+    video_index = 0
+    while len(rows) < num_clips:
+        participant = f"P{video_index // 10 + 1:02d}"
+        video_id = f"{participant}_{video_index % 10 + 1:02d}"
+        num_here = min(int(rng.integers(1, max_clips_per_video + 1)), num_clips - len(rows))
+        background = int(rng.integers(16, 72))
+        frames = [np.full((gap_frames, size, size, 3), background, dtype=np.uint8)]
+        for clip_index in range(num_here):
+            verb, shape_id, colour_id = (
+                int(v) for v in rng.integers((len(VERBS), len(SHAPES), len(COLOURS)))
+            )
+            shape, colour = SHAPES[shape_id], tuple(COLOURS)[colour_id]
+            first = sum(len(f) for f in frames)
+            frames.append(
+                render_clip(sample_motion(verb, rng, size, frames_per_clip), shape, colour, background, size)
+            )
+            frames.append(np.full((gap_frames, size, size, 3), background, dtype=np.uint8))
+            start, stop = (first - 0.5) / fps, (first + frames_per_clip - 0.5) / fps
+            rows.append(
+                {
+                    "narration_id": f"{video_id}_{clip_index}",
+                    "participant_id": participant,
+                    "video_id": video_id,
+                    "narration_timestamp": format_timestamp((start + stop) / 2, decimals=3),
+                    "start_timestamp": format_timestamp(start),
+                    "stop_timestamp": format_timestamp(stop),
+                    "start_frame": first + 1,
+                    "stop_frame": first + frames_per_clip,
+                    "narration": _caption(verb, shape, colour),
+                    "verb": VERBS[verb],
+                    "verb_class": verb,
+                    "noun": shape,
+                    "noun_class": shape_id,
+                    "all_nouns": str([shape, colour]),
+                    "all_noun_classes": str([shape_id, len(SHAPES) + colour_id]),
+                }
+            )
+        video = np.concatenate(frames)
+        _write_videos(out_dir, video_id, video, fps, chunk_len)
+        video_rows.append(
+            {
+                "video_id": video_id,
+                "duration": len(video) / fps,
+                "fps": float(fps),
+                "resolution": f"{size}x{size}",
+            }
+        )
+        video_index += 1
+    clips = pd.DataFrame(rows, columns=CLIP_COLUMNS)
+    test_videos = _pick_test_videos(clips, test_fraction, rng)
+    splits = {
+        "train": _sort_by_narration_id(clips[~clips["video_id"].isin(test_videos)]),
+        "test": _sort_by_narration_id(clips[clips["video_id"].isin(test_videos)]),
+    }
+    for split, table in splits.items():
+        table.to_csv(os.path.join(out_dir, f"EPIC_100_retrieval_{split}.csv"), index=False)
+    train_sentences, _ = _sentence_tables(splits["train"])
+    _, test_sentences = _sentence_tables(splits["test"])
+    train_sentences.to_csv(os.path.join(out_dir, "EPIC_100_retrieval_train_sentence.csv"), index=False)
+    test_sentences.to_csv(os.path.join(out_dir, "EPIC_100_retrieval_test_sentence.csv"), index=False)
+    _class_table(VERBS, _VERB_CATEGORY).to_csv(
+        os.path.join(out_dir, "EPIC_100_verb_classes.csv"), index=False
+    )
+    noun_categories = ("shape",) * len(SHAPES) + ("colour",) * len(COLOURS)
+    _class_table(NOUNS, noun_categories).to_csv(
+        os.path.join(out_dir, "EPIC_100_noun_classes.csv"), index=False
+    )
+    pd.DataFrame(video_rows).to_csv(os.path.join(out_dir, "EPIC_100_video_info.csv"), index=False)
+    return SyntheticSummary(
+        out_dir=out_dir,
+        num_train=len(splits["train"]),
+        num_test=len(splits["test"]),
+        num_videos=len(video_rows),
+        num_sentences=len(test_sentences),
+    )
+
+
+def _pick_test_videos(clips: pd.DataFrame, test_fraction: float, rng: np.random.Generator) -> set[str]:
+    """Whole videos, in random order, until the test split holds ``test_fraction`` of the clips.
+
+    Both splits get at least one video when there are two or more.
+    """
+    counts = clips.groupby("video_id", sort=True).size()
+    order = rng.permutation(len(counts))
+    chosen: set[str] = set()
+    total = 0
+    for index in order[: max(len(counts) - 1, 1)]:
+        if chosen and total >= test_fraction * len(clips):
+            break
+        chosen.add(counts.index[index])
+        total += int(counts.iloc[index])
+    return chosen
+
+
+def _check_arguments(
+    num_clips: int,
+    size: int,
+    fps: int,
+    frames_per_clip: int,
+    gap_frames: int,
+    max_clips_per_video: int,
+    test_fraction: float,
+    chunk_len: int | None,
+) -> None:
+    checks = [
+        (num_clips >= 2, f"`num_clips` must be >= 2, got {num_clips}"),
+        (size >= 16 and size % 2 == 0, f"`size` must be an even number >= 16, got {size}"),
+        (1 <= fps <= 25, f"`fps` must be in [1, 25] (centisecond timestamps), got {fps}"),
+        (frames_per_clip >= 2, f"`frames_per_clip` must be >= 2, got {frames_per_clip}"),
+        (gap_frames >= 1, f"`gap_frames` must be >= 1, got {gap_frames}"),
+        (max_clips_per_video >= 1, f"`max_clips_per_video` must be >= 1, got {max_clips_per_video}"),
+        (0.0 < test_fraction < 1.0, f"`test_fraction` must be in (0, 1), got {test_fraction}"),
+        (chunk_len is None or chunk_len >= 1, f"`chunk_len` must be None or >= 1 second, got {chunk_len}"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ValueError(message)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--num-clips", type=int, required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--size", type=int, default=32, help="frame side in pixels")
+    parser.add_argument("--fps", type=int, default=10)
+    parser.add_argument("--frames-per-clip", type=int, default=8)
+    parser.add_argument("--max-clips-per-video", type=int, default=3)
+    parser.add_argument("--test-fraction", type=float, default=0.25)
+    parser.add_argument("--chunk-len", type=int, default=None, help="write the pre-chunked layout (seconds)")
+    args = parser.parse_args(argv)
+    summary = generate(
+        args.out,
+        args.num_clips,
+        args.seed,
+        size=args.size,
+        fps=args.fps,
+        frames_per_clip=args.frames_per_clip,
+        max_clips_per_video=args.max_clips_per_video,
+        test_fraction=args.test_fraction,
+        chunk_len=args.chunk_len,
+    )
+    print(
+        f"wrote {summary.num_train} train and {summary.num_test} test clips ({summary.num_videos} videos, "
+        f"{summary.num_sentences} test sentences) to {summary.out_dir}"
+    )
+
+
+if __name__ == "__main__":
+    main()

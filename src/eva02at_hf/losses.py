@@ -1,0 +1,331 @@
+"""Training objectives of EVA02-AT: InfoNCE, MI-MM, adaptive MI-MM, SMS (soft and hard labels) and EgoNCE.
+
+Conventions shared by every loss:
+
+* `similarity[i, j]` is video i . text j (L2-normalised embeddings), a square (B, B) matrix where text j is the
+  sampled positive of video j, so the diagonal holds the positive pairs.
+* `relevancy[i, j]` is the soft relevancy c_ij of video i to text j (see `eva02at_hf.relevancy.batch_relevancy`).
+* Every loss is bi-directional: the video-to-text term uses the rows of `similarity` / `relevancy`, the
+  text-to-video term the same function applied to `similarity.T` / `relevancy.T`.
+* Margin losses use the triplets (i, j, k) with j = i, the anchor's own sampled positive, and k every other
+  column of the batch (EgoVLP / AVION MI-MM, and the authors' released SMS code). `reduction="mean"` divides the
+  sum of the 2 B (B - 1) triplet terms by their number (as the released code); `"sum"` is the printed sums.
+
+Across processes every rank computes the loss of the whole global batch. Gather the local embeddings with
+`gather_with_grad` (which keeps the gradient of the local shard only) and the clip / sentence indices with the
+same function, then build the global similarity and relevancy::
+
+    videos, texts = gather_with_grad(video_embeds), gather_with_grad(text_embeds)
+    clips, sentences = gather_with_grad(clip_indices), gather_with_grad(sentence_indices)
+    relevancy = batch_relevancy(train_relevancy, clips, sentences).to(videos.device)
+    loss = criterion(videos @ texts.T, relevancy)
+    (loss * world_size).backward()
+
+Each rank then holds exactly the single-process gradient of its own embeddings; DDP averages parameter
+gradients over ranks, hence the `world_size` factor to recover the gradient of the global-batch loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+Reduction = Literal["mean", "sum"]
+_MAX_GATHER_DIMS = 8
+
+
+def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
+    """All-gather `tensor` along dim 0 in rank order; only the local shard keeps its autograd graph.
+
+    Returns `tensor` itself when torch.distributed is not initialised. Every rank must pass the same shape, on
+    the backend's device (CUDA for NCCL), including integer tensors such as the clip / sentence indices.
+
+    Args:
+        tensor: (B_local, ...) local shard.
+
+    Returns:
+        (world_size * B_local, ...) global tensor.
+    """
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return tensor
+    if not 1 <= tensor.ndim <= _MAX_GATHER_DIMS:
+        raise ValueError(
+            f"`tensor` must have 1 to {_MAX_GATHER_DIMS} dimensions, got shape {tuple(tensor.shape)}"
+        )
+    world_size = dist.get_world_size()
+    padding = [-1] * (_MAX_GATHER_DIMS - tensor.ndim)
+    shape = torch.tensor([*tensor.shape, *padding], device=tensor.device)
+    shapes = [torch.zeros_like(shape) for _ in range(world_size)]
+    dist.all_gather(shapes, shape)
+    if any(not torch.equal(other, shape) for other in shapes):
+        raise ValueError(
+            f"gather_with_grad needs the same shape on every rank, got {[s[s >= 0].tolist() for s in shapes]}"
+        )
+    gathered = [torch.empty_like(tensor) for _ in range(world_size)]
+    dist.all_gather(gathered, tensor.detach().contiguous())
+    gathered[dist.get_rank()] = tensor
+    return torch.cat(gathered)
+
+
+def _check_square(similarity: torch.Tensor, name: str = "similarity", min_size: int = 1) -> int:
+    if similarity.ndim != 2 or similarity.shape[0] != similarity.shape[1]:
+        raise ValueError(f"`{name}` must be a square (B, B) matrix, got shape {tuple(similarity.shape)}")
+    if similarity.shape[0] < min_size:
+        raise ValueError(f"`{name}` needs at least {min_size} pairs, got {similarity.shape[0]}")
+    return similarity.shape[0]
+
+
+def _check_relevancy(relevancy: torch.Tensor, similarity: torch.Tensor) -> None:
+    if relevancy.shape != similarity.shape:
+        raise ValueError(
+            f"`relevancy` shape {tuple(relevancy.shape)} must match `similarity` shape {tuple(similarity.shape)}"
+        )
+
+
+def _check_reduction(reduction: str) -> None:
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"`reduction` must be 'mean' or 'sum', got {reduction!r}")
+
+
+def _bidirectional_triplets(
+    terms: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    similarity: torch.Tensor,
+    relevancy: torch.Tensor,
+    reduction: Reduction,
+) -> torch.Tensor:
+    """Sum or mean of the (i, i, k), k != i, triplet terms of both retrieval directions."""
+    size = similarity.shape[0]
+    off_diagonal = ~torch.eye(size, dtype=torch.bool, device=similarity.device)
+    total = (
+        terms(similarity, relevancy)[off_diagonal].sum()
+        + terms(similarity.T, relevancy.T)[off_diagonal].sum()
+    )
+    return total if reduction == "sum" else total / (2 * size * (size - 1))
+
+
+def _positive_gap(similarity: torch.Tensor) -> torch.Tensor:
+    """(B, B) S_ij - S_ik with j = i the anchor's positive and k the column."""
+    return similarity.diagonal().unsqueeze(1) - similarity
+
+
+class InfoNCELoss(nn.Module):
+    """Bi-directional InfoNCE (EVA02-AT pre-training, temperature 0.05): mean of the two cross-entropies.
+
+    L = 1/2 [CE(S / T, diag) + CE(S^T / T, diag)], averaged over anchors, as AVION's CLIP loss.
+    """
+
+    def __init__(self, temperature: float = 0.05) -> None:
+        super().__init__()
+        if temperature <= 0:
+            raise ValueError(f"`temperature` must be positive, got {temperature}")
+        self.temperature = temperature
+
+    def forward(self, similarity: torch.Tensor) -> torch.Tensor:
+        """similarity: (B, B) video . text. Returns a scalar."""
+        size = _check_square(similarity)
+        logits = similarity / self.temperature
+        target = torch.arange(size, device=similarity.device)
+        return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+
+
+class MIMMLoss(nn.Module):
+    """Multi-Instance Max-Margin loss (EVA02-AT Eq. 4): [gamma - S_ii + S_ik]_+ in both directions."""
+
+    def __init__(self, margin: float = 0.2, reduction: Reduction = "mean") -> None:
+        super().__init__()
+        _check_reduction(reduction)
+        self.margin, self.reduction = margin, reduction
+
+    def forward(self, similarity: torch.Tensor, relevancy: torch.Tensor | None = None) -> torch.Tensor:
+        """similarity: (B, B); `relevancy` is accepted for a uniform call signature and ignored. Returns a scalar."""
+        _check_square(similarity, min_size=2)
+        if relevancy is not None:
+            _check_relevancy(relevancy, similarity)
+
+        def terms(sim: torch.Tensor, _: torch.Tensor) -> torch.Tensor:
+            return F.relu(self.margin - _positive_gap(sim))
+
+        return _bidirectional_triplets(terms, similarity, similarity, self.reduction)
+
+
+class AdaptiveMIMMLoss(nn.Module):
+    """Adaptive MI-MM (EgoVLP; EVA02-AT Eq. 6): [c_ii gamma - S_ii + S_ik]_+ in both directions.
+
+    Only the positive's relevancy c_ii (the diagonal of `relevancy`) is used; negatives count as c_ik = 0.
+    """
+
+    def __init__(self, margin: float = 0.4, reduction: Reduction = "mean") -> None:
+        super().__init__()
+        _check_reduction(reduction)
+        self.margin, self.reduction = margin, reduction
+
+    def forward(self, similarity: torch.Tensor, relevancy: torch.Tensor) -> torch.Tensor:
+        """similarity, relevancy: (B, B). Returns a scalar."""
+        _check_square(similarity, min_size=2)
+        _check_relevancy(relevancy, similarity)
+
+        def terms(sim: torch.Tensor, rel: torch.Tensor) -> torch.Tensor:
+            return F.relu(rel.diagonal().unsqueeze(1) * self.margin - _positive_gap(sim))
+
+        return _bidirectional_triplets(terms, similarity, relevancy, self.reduction)
+
+
+def sms_terms(
+    similarity: torch.Tensor,
+    relevancy: torch.Tensor,
+    margin: float,
+    tau: float,
+    threshold: float,
+    neutral: Literal["relaxed", "hinge"] = "relaxed",
+) -> torch.Tensor:
+    """One-direction SMS triplet terms (EVA02-AT Eqs. 13-16) for j = i (anchor's positive), k = column.
+
+    With R = c_ii - c_ik and gap = S_ii - S_ik:
+        R >= threshold:   [R gamma - gap]_+      (pull the positive above the negative)
+        R <= -threshold:  [-R gamma + gap]_+     (the "negative" is more relevant: push it above)
+        |R| < threshold:  [|gap| - tau]_+ ("relaxed", Eq. 15)  or  [gap]_+ ("hinge", Eq. 16 as printed)
+
+    Returns:
+        (B, B) terms; the diagonal (k = i) is 0 in "relaxed" mode and must be left out by the caller.
+    """
+    gap = _positive_gap(similarity)
+    r = relevancy.diagonal().unsqueeze(1) - relevancy
+    pull = F.relu(r * margin - gap)
+    push = F.relu(gap - r * margin)
+    small = F.relu(gap.abs() - tau) if neutral == "relaxed" else F.relu(gap)
+    return torch.where(r >= threshold, pull, torch.where(r <= -threshold, push, small))
+
+
+class SMSLoss(nn.Module):
+    """Symmetric Multi-Similarity loss for soft labels (EVA02-AT Eq. 16, branches in `sms_terms`).
+
+    Defaults: margin gamma 0.6, relaxation tau 0.1, threshold lambda 0.1 (the hard-mining epsilon). The branch
+    for |R| < lambda defaults to Eq. 15's relaxed [|S_ij - S_ik| - tau]_+, which is what the text describes
+    ("when the distance between S_ij and S_ik is smaller than tau, we cease optimizing") and what the released
+    code computes; Eq. 16 prints [S_ij - S_ik]_+, available as `neutral="hinge"`. The released code uses
+    lambda ~ 0.005 (its uint8 quantisation step): `threshold=0.005` reproduces it.
+
+    Args:
+        margin: gamma.
+        tau: relaxation factor, >= 0.
+        threshold: lambda, > 0.
+        neutral: "relaxed" (Eq. 15) or "hinge" (Eq. 16 as printed) for |R| < lambda.
+        reduction: "mean" over the 2 B (B - 1) triplets or "sum".
+    """
+
+    def __init__(
+        self,
+        margin: float = 0.6,
+        tau: float = 0.1,
+        threshold: float = 0.1,
+        neutral: Literal["relaxed", "hinge"] = "relaxed",
+        reduction: Reduction = "mean",
+    ) -> None:
+        super().__init__()
+        if tau < 0:
+            raise ValueError(f"`tau` must be non-negative, got {tau}")
+        if threshold <= 0:
+            raise ValueError(f"`threshold` must be positive, got {threshold}")
+        if neutral not in ("relaxed", "hinge"):
+            raise ValueError(f"`neutral` must be 'relaxed' or 'hinge', got {neutral!r}")
+        _check_reduction(reduction)
+        self.margin, self.tau, self.threshold = margin, tau, threshold
+        self.neutral, self.reduction = neutral, reduction
+
+    def forward(self, similarity: torch.Tensor, relevancy: torch.Tensor) -> torch.Tensor:
+        """similarity, relevancy: (B, B), relevancy[i, j] = c_ij. Returns a scalar."""
+        _check_square(similarity, min_size=2)
+        _check_relevancy(relevancy, similarity)
+
+        def terms(sim: torch.Tensor, rel: torch.Tensor) -> torch.Tensor:
+            return sms_terms(sim, rel, self.margin, self.tau, self.threshold, self.neutral)
+
+        return _bidirectional_triplets(terms, similarity, relevancy, self.reduction)
+
+
+class SMSHardLoss(SMSLoss):
+    """SMS for hard multi-label data (EVA02-AT Eq. 17, Charades-Ego, gamma 0.3).
+
+    `relevancy` holds 0 / 1 and its diagonal is 1 (each clip's sampled text is one of its labels), so
+    R = 1 - c_ik is 1 ([gamma - S_ii + S_ik]_+) or 0 ([|S_ii - S_ik| - tau]_+).
+    """
+
+    def __init__(self, margin: float = 0.3, tau: float = 0.1, reduction: Reduction = "mean") -> None:
+        super().__init__(margin=margin, tau=tau, threshold=0.5, neutral="relaxed", reduction=reduction)
+
+    def forward(self, similarity: torch.Tensor, relevancy: torch.Tensor) -> torch.Tensor:
+        """similarity, relevancy: (B, B), relevancy in {0, 1} with a diagonal of 1. Returns a scalar."""
+        _check_relevancy(relevancy, similarity)
+        if not ((relevancy == 0) | (relevancy == 1)).all():
+            raise ValueError("`relevancy` of SMSHardLoss must hold hard labels 0 / 1")
+        if not (relevancy.diagonal() == 1).all():
+            raise ValueError("`relevancy` of SMSHardLoss must have a diagonal of 1 (the sampled positives)")
+        return super().forward(similarity, relevancy)
+
+
+def _multi_positive_nce(
+    logits: torch.Tensor, positive: torch.Tensor, extra: torch.Tensor | None
+) -> torch.Tensor:
+    """Mean over rows of -log(sum_{P_i} exp(logits) / sum_all exp(logits, extra))."""
+    denominator = torch.logsumexp(logits if extra is None else torch.cat([logits, extra], dim=1), dim=1)
+    numerator = torch.logsumexp(logits.masked_fill(~positive, float("-inf")), dim=1)
+    return (denominator - numerator).mean()
+
+
+class EgoNCELoss(nn.Module):
+    """EgoNCE (EgoVLPv2 Eq. 4; EgoVLP): InfoNCE whose positives are all pairs sharing a verb or a noun.
+
+    L = L_v2t + L_t2v with L_v2t = -1/B sum_i log(sum_{k in P_i} exp(S_ik / T) / sum_j exp(S_ij / T) + extra),
+    the negative log-likelihood (the printed Eq. 4 omits the minus sign). The matched pair (i, i) is always a
+    positive. Extra negatives (EgoVLPv2's visually similar clips) only enlarge the denominators; to also use
+    them as anchors, concatenate them into the batch instead.
+    """
+
+    def __init__(self, temperature: float = 0.05) -> None:
+        super().__init__()
+        if temperature <= 0:
+            raise ValueError(f"`temperature` must be positive, got {temperature}")
+        self.temperature = temperature
+
+    def forward(
+        self,
+        similarity: torch.Tensor,
+        positive_mask: torch.Tensor,
+        negatives_v2t: torch.Tensor | None = None,
+        negatives_t2v: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Compute EgoNCE.
+
+        Args:
+            similarity: (B, B) video . text.
+            positive_mask: (B, B) bool, video i and text j share a verb or noun
+                (`eva02at_hf.relevancy.egonce_positive_mask`).
+            negatives_v2t: optional (B, M) similarity of video i to M extra negative texts.
+            negatives_t2v: optional (B, M') similarity of text i to M' extra negative videos.
+
+        Returns:
+            Scalar loss.
+        """
+        size = _check_square(similarity)
+        if positive_mask.shape != similarity.shape or positive_mask.dtype != torch.bool:
+            raise ValueError(
+                f"`positive_mask` must be a bool tensor of shape {tuple(similarity.shape)}, "
+                f"got {positive_mask.dtype} {tuple(positive_mask.shape)}"
+            )
+        for name, extra in (("negatives_v2t", negatives_v2t), ("negatives_t2v", negatives_t2v)):
+            if extra is not None and (extra.ndim != 2 or extra.shape[0] != size):
+                raise ValueError(f"`{name}` must have shape ({size}, M), got {tuple(extra.shape)}")
+        positive = positive_mask | torch.eye(size, dtype=torch.bool, device=positive_mask.device)
+        logits = similarity / self.temperature
+
+        def scaled(extra: torch.Tensor | None) -> torch.Tensor | None:
+            return None if extra is None else extra / self.temperature
+
+        return _multi_positive_nce(logits, positive, scaled(negatives_v2t)) + _multi_positive_nce(
+            logits.T, positive.T, scaled(negatives_t2v)
+        )

@@ -1,0 +1,459 @@
+"""EVA02-AT: the EVA02-CLIP image transformer turned into a video encoder (paper Sec. IV-A), and the
+video-text retrieval model built on it with transformers' CLIP text tower.
+
+Shapes: B batch, T frames, h x w patch grid, N = h * w patches per frame, L = 1 + T * N tokens, D width.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import initialization as init
+from transformers.activations import ACT2FN
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import BaseModelOutputWithPooling
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, PreTrainedModel
+from transformers.models.clip.modeling_clip import CLIPTextModel
+from transformers.utils import ModelOutput
+from transformers.utils.generic import merge_with_config_defaults
+from transformers.utils.output_capturing import capture_outputs
+
+from .configuration_eva02at import EVA02ATConfig, EVA02ATVisionConfig
+from .rope import (
+    angles_to_sincos,
+    apply_rope,
+    spatial_rope_angles,
+    spatial_temporal_rope_angles,
+    split_3d_rope_angles,
+    temporal_rope_angles,
+)
+
+
+@dataclass
+class EVA02ATRetrievalOutput(ModelOutput):
+    """Output of [`EVA02ATForVideoTextRetrieval`].
+
+    Args:
+        loss: bidirectional InfoNCE on the scaled logits, when `return_loss=True`.
+        logits_per_video: (B_video, B_text) scaled cosine similarities.
+        logits_per_text: (B_text, B_video), the transpose.
+        video_embeds: (B_video, projection_dim), L2-normalised.
+        text_embeds: (B_text, projection_dim), L2-normalised.
+        vision_model_output / text_model_output: the towers' outputs.
+    """
+
+    loss: torch.Tensor | None = None
+    logits_per_video: torch.Tensor | None = None
+    logits_per_text: torch.Tensor | None = None
+    video_embeds: torch.Tensor | None = None
+    text_embeds: torch.Tensor | None = None
+    vision_model_output: BaseModelOutputWithPooling | None = None
+    text_model_output: BaseModelOutputWithPooling | None = None
+
+    def to_tuple(self) -> tuple[Any, ...]:
+        return tuple(
+            self[k] if k not in ("text_model_output", "vision_model_output") else getattr(self, k).to_tuple()
+            for k in self.keys()
+        )
+
+
+def resample_spatial_position_embedding(
+    position_embedding: torch.Tensor, grid_size: tuple[int, int]
+) -> torch.Tensor:
+    """Bicubically resize P_xy (1, 1 + n * n, D), CLS first, to a (h, w) patch grid: (1, 1 + h * w, D)."""
+    cls_position, patch_positions = position_embedding[:, :1], position_embedding[:, 1:]
+    old_side = int(patch_positions.shape[1] ** 0.5)
+    if (old_side, old_side) == tuple(grid_size):
+        return position_embedding
+    grid = patch_positions.reshape(1, old_side, old_side, -1).permute(0, 3, 1, 2).float()
+    grid = F.interpolate(grid, size=tuple(grid_size), mode="bicubic", align_corners=False)
+    patch_positions = grid.permute(0, 2, 3, 1).reshape(1, -1, grid.shape[1]).to(position_embedding.dtype)
+    return torch.cat([cls_position, patch_positions], dim=1)
+
+
+def resample_temporal_position_embedding(temporal_embedding: torch.Tensor, num_frames: int) -> torch.Tensor:
+    """Linearly resize P_t (1, T0, D) to (1, T, D); the first and last frames keep their embeddings."""
+    if temporal_embedding.shape[1] == num_frames:
+        return temporal_embedding
+    resized = F.interpolate(
+        temporal_embedding.transpose(1, 2).float(), size=num_frames, mode="linear", align_corners=True
+    )
+    return resized.transpose(1, 2).to(temporal_embedding.dtype)
+
+
+class EVA02ATVisionEmbeddings(nn.Module):
+    """Tube patch embedding, CLS token and the learnable position embeddings of Eq. 7.
+
+    z0 = x0 + P_xy (replicated over T) + P_t (replicated over the N patches of a frame); the CLS token gets the
+    CLS entry of P_xy only. P_xy and P_t are resampled on the fly for other image sizes or frame counts; `resize`
+    resamples the parameters themselves (used when a checkpoint is loaded at another size).
+    """
+
+    def __init__(self, config: EVA02ATVisionConfig) -> None:
+        super().__init__()
+        self.config = config
+        patch, grid = config.patch_size, config.image_size // config.patch_size
+        self.patch_embedding = nn.Conv3d(
+            config.num_channels, config.hidden_size, kernel_size=(1, patch, patch), stride=(1, patch, patch)
+        )
+        self.class_embedding = nn.Parameter(torch.zeros(1, 1, config.hidden_size))
+        self.position_embedding = nn.Parameter(torch.zeros(1, 1 + grid * grid, config.hidden_size))
+        self.temporal_embedding = (
+            nn.Parameter(torch.zeros(1, config.num_frames, config.hidden_size))
+            if config.uses_learnable_temporal_embedding
+            else None
+        )
+
+    def forward(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+        """(B, T, C, H, W) -> tokens (B, 1 + T * N, D) and the patch grid (h, w)."""
+        batch_size, num_frames = pixel_values.shape[:2]
+        weight = self.patch_embedding.weight[:, :, 0]
+        frames = pixel_values.flatten(0, 1).to(weight.dtype)
+        patches = F.conv2d(frames, weight, self.patch_embedding.bias, stride=self.patch_embedding.stride[1:])
+        grid_size = (patches.shape[-2], patches.shape[-1])
+        patches = patches.flatten(2).transpose(1, 2).reshape(batch_size, num_frames, -1, patches.shape[1])
+
+        position_embedding = resample_spatial_position_embedding(self.position_embedding, grid_size)
+        patches = patches + position_embedding[:, None, 1:]
+        if self.temporal_embedding is not None:
+            patches = (
+                patches
+                + resample_temporal_position_embedding(self.temporal_embedding, num_frames)[:, :, None]
+            )
+        cls_token = (self.class_embedding + position_embedding[:, :1]).expand(batch_size, -1, -1)
+        return torch.cat([cls_token, patches.flatten(1, 2)], dim=1), grid_size
+
+    def resize(self, num_frames: int | None = None, image_size: int | None = None) -> None:
+        """Resample P_t to `num_frames` and P_xy to `image_size` in place (and update the config)."""
+        if num_frames is not None and self.temporal_embedding is not None:
+            resized = resample_temporal_position_embedding(self.temporal_embedding.data, num_frames)
+            self.temporal_embedding = nn.Parameter(resized)
+        if image_size is not None:
+            grid = image_size // self.config.patch_size
+            resized = resample_spatial_position_embedding(self.position_embedding.data, (grid, grid))
+            self.position_embedding = nn.Parameter(resized)
+        self.config.num_frames = num_frames or self.config.num_frames
+        self.config.image_size = image_size or self.config.image_size
+
+
+class EVA02ATRotaryEmbedding(nn.Module):
+    """Builds the (T * N, 2 * head_dim) sin/cos table of the configured RoPE once per forward pass.
+
+    Tables are cached per (frames, grid, device) shape, so every layer and every later call with the same shape
+    reuses them.
+    """
+
+    def __init__(self, config: EVA02ATVisionConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.head_dim = config.hidden_size // config.num_attention_heads
+        self._cache: dict[tuple[int, tuple[int, int], torch.device], torch.Tensor] = {}
+
+    def angles(self, num_frames: int, grid_size: tuple[int, int]) -> torch.Tensor:
+        """Rotation angles (T * N, head_dim / 2), frame-major then row-major."""
+        config = self.config
+        if config.temporal_position_encoding == "split_3d_rope":
+            return split_3d_rope_angles(num_frames, grid_size, self.head_dim, config.rope_theta)
+        spatial = spatial_rope_angles(
+            grid_size, self.head_dim, config.rope_theta, config.rope_reference_grid_size
+        )
+        positions = torch.arange(num_frames, dtype=torch.float32)
+        if config.temporal_rope_positions == "rescaled":
+            positions = positions * (config.num_frames / num_frames)
+        temporal = temporal_rope_angles(positions, self.head_dim, config.temporal_rope_theta)
+        if config.temporal_position_encoding == "learnable":
+            temporal = torch.zeros_like(temporal)
+        return spatial_temporal_rope_angles(spatial, temporal)
+
+    def forward(self, num_frames: int, grid_size: tuple[int, int], device: torch.device) -> torch.Tensor:
+        key = (num_frames, tuple(grid_size), device)
+        if torch.compiler.is_compiling():
+            return angles_to_sincos(self.angles(num_frames, grid_size)).to(device)
+        if key not in self._cache:
+            self._cache[key] = angles_to_sincos(self.angles(num_frames, grid_size)).to(device)
+        return self._cache[key]
+
+
+def eager_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reference attention: softmax(q k^T * scaling + mask) v. Inputs (B, heads, L, d); output (B, L, heads, d)."""
+    attn_weights = torch.matmul(query, key.transpose(-1, -2)) * scaling
+    if attention_mask is not None:
+        attn_weights = attn_weights + attention_mask
+    attn_weights = F.softmax(attn_weights, dim=-1, dtype=torch.float32).to(query.dtype)
+    attn_weights = F.dropout(attn_weights, p=dropout, training=module.training)
+    attn_output = torch.matmul(attn_weights, value).transpose(1, 2).contiguous()
+    return attn_output, attn_weights
+
+
+class EVA02ATAttention(nn.Module):
+    """EVA02 joint space-time self-attention (Eq. 10) with QK-RoPE on patch tokens and sub-LN before the output
+    projection. q and v projections carry a bias, k does not (EVA02-CLIP)."""
+
+    def __init__(self, config: EVA02ATVisionConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.num_heads = config.num_attention_heads
+        self.head_dim = config.hidden_size // config.num_attention_heads
+        self.scaling = self.head_dim**-0.5
+        self.is_causal = False
+        self.q_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.k_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=False)
+        self.v_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.inner_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.out_proj = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def forward(
+        self, hidden_states: torch.Tensor, rope: torch.Tensor, **kwargs: Any
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """hidden_states (B, L, D), rope (L - 1, 2 * head_dim) -> (B, L, D) and the attention weights (eager)."""
+        hidden_shape = (*hidden_states.shape[:-1], self.num_heads, self.head_dim)
+        query = self.q_proj(hidden_states).view(hidden_shape).transpose(1, 2)
+        key = self.k_proj(hidden_states).view(hidden_shape).transpose(1, 2)
+        value = self.v_proj(hidden_states).view(hidden_shape).transpose(1, 2)
+        query = torch.cat([query[:, :, :1], apply_rope(query[:, :, 1:], rope)], dim=2)
+        key = torch.cat([key[:, :, :1], apply_rope(key[:, :, 1:], rope)], dim=2)
+
+        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
+            self.config._attn_implementation, eager_attention_forward
+        )
+        attn_output, attn_weights = attention_interface(
+            self,
+            query,
+            key,
+            value,
+            None,
+            scaling=self.scaling,
+            dropout=self.config.attention_dropout if self.training else 0.0,
+            **kwargs,
+        )
+        attn_output = attn_output.reshape(*hidden_states.shape[:-1], -1)
+        return self.out_proj(self.inner_norm(attn_output)), attn_weights
+
+
+class EVA02ATSwiGLU(nn.Module):
+    """SwiGLU MLP with sub-LN: down(norm(act(gate(x)) * up(x)))."""
+
+    def __init__(self, config: EVA02ATVisionConfig) -> None:
+        super().__init__()
+        self.gate_proj = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.up_proj = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.act_fn = ACT2FN[config.hidden_act]
+        self.inner_norm = nn.LayerNorm(config.intermediate_size, eps=config.layer_norm_eps)
+        self.down_proj = nn.Linear(config.intermediate_size, config.hidden_size)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        hidden_states = self.act_fn(self.gate_proj(hidden_states)) * self.up_proj(hidden_states)
+        return self.down_proj(self.inner_norm(hidden_states))
+
+
+class EVA02ATEncoderLayer(GradientCheckpointingLayer):
+    """Pre-LN EVA02 block: x + Attn(LN(x)), then x + SwiGLU(LN(x))."""
+
+    def __init__(self, config: EVA02ATVisionConfig) -> None:
+        super().__init__()
+        self.layer_norm1 = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.self_attn = EVA02ATAttention(config)
+        self.layer_norm2 = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.mlp = EVA02ATSwiGLU(config)
+
+    def forward(self, hidden_states: torch.Tensor, rope: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        attn_output, _ = self.self_attn(self.layer_norm1(hidden_states), rope, **kwargs)
+        hidden_states = hidden_states + attn_output
+        return hidden_states + self.mlp(self.layer_norm2(hidden_states))
+
+
+class EVA02ATPreTrainedModel(PreTrainedModel):
+    """Weight initialisation (EVA02's truncated normal, P_t at zero) and shared capabilities."""
+
+    config: EVA02ATConfig
+    base_model_prefix = "eva02at"
+    input_modalities = ("video", "text")
+    supports_gradient_checkpointing = True
+    _no_split_modules = [
+        "EVA02ATEncoderLayer",
+        "EVA02ATVisionEmbeddings",
+        "CLIPEncoderLayer",
+        "CLIPTextEmbeddings",
+    ]
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_flex_attn = True
+    _supports_attention_backend = True
+    _can_record_outputs = {"hidden_states": EVA02ATEncoderLayer, "attentions": EVA02ATAttention}
+
+    @classmethod
+    def from_pretrained(
+        cls, *args: Any, num_frames: int | None = None, image_size: int | None = None, **kwargs: Any
+    ) -> "EVA02ATPreTrainedModel":
+        """`PreTrainedModel.from_pretrained`, plus `num_frames` / `image_size` to load a checkpoint at another
+        clip length or resolution: P_t is linearly and P_xy bicubically interpolated (RoPE needs nothing)."""
+        model = super().from_pretrained(*args, **kwargs)
+        if num_frames is not None or image_size is not None:
+            model.resize_position_embeddings(num_frames=num_frames, image_size=image_size)
+        return model
+
+    def resize_position_embeddings(
+        self, num_frames: int | None = None, image_size: int | None = None
+    ) -> None:
+        """Resample the learnable position embeddings to a new frame count and/or image size, in place."""
+        vision_model = self if isinstance(self, EVA02ATVisionModel) else self.vision_model
+        vision_model.embeddings.resize(num_frames=num_frames, image_size=image_size)
+
+    def _init_weights(self, module: nn.Module) -> None:
+        config = self.config
+        vision_config = config.vision_config if isinstance(config, EVA02ATConfig) else config
+        std = vision_config.initializer_range
+        if isinstance(module, nn.Linear | nn.Conv3d):
+            init.trunc_normal_(module.weight, std=std)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, EVA02ATVisionEmbeddings):
+            init.trunc_normal_(module.class_embedding, std=std)
+            init.trunc_normal_(module.position_embedding, std=std)
+            if module.temporal_embedding is not None:
+                init.zeros_(module.temporal_embedding)
+        elif isinstance(module, EVA02ATForVideoTextRetrieval):
+            init.constant_(module.logit_scale, config.logit_scale_init_value)
+            init.normal_(module.text_projection.weight, std=config.text_config.hidden_size**-0.5)
+
+
+class EVA02ATVisionModel(EVA02ATPreTrainedModel):
+    """The EVA02-AT video encoder: joint attention over all T * N patches of a clip, pooled at the CLS token."""
+
+    config: EVA02ATVisionConfig
+    main_input_name = "pixel_values"
+    input_modalities = ("video",)
+    base_model_prefix = "vision_model"
+
+    def __init__(self, config: EVA02ATVisionConfig) -> None:
+        super().__init__(config)
+        self.embeddings = EVA02ATVisionEmbeddings(config)
+        self.rotary_embedding = EVA02ATRotaryEmbedding(config)
+        self.layers = nn.ModuleList([EVA02ATEncoderLayer(config) for _ in range(config.num_hidden_layers)])
+        self.post_layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.embeddings.patch_embedding
+
+    @merge_with_config_defaults
+    @capture_outputs(tie_last_hidden_states=False)
+    def forward(self, pixel_values: torch.Tensor, **kwargs: Any) -> BaseModelOutputWithPooling:
+        """Encode clips.
+
+        Args:
+            pixel_values: (B, T, C, H, W) clips, or (B, C, H, W) images (treated as one frame at t = 0).
+
+        Returns:
+            `last_hidden_state` (B, 1 + T * N, D) after the final LayerNorm, `pooler_output` (B, D) its CLS token;
+            `hidden_states` / `attentions` when `output_hidden_states` / `output_attentions` are set.
+        """
+        if pixel_values.ndim == 4:
+            pixel_values = pixel_values.unsqueeze(1)
+        if pixel_values.ndim != 5 or pixel_values.shape[2] != self.config.num_channels:
+            raise ValueError(
+                f"pixel_values must have shape (batch, frames, {self.config.num_channels}, height, width) or "
+                f"(batch, {self.config.num_channels}, height, width); got {tuple(pixel_values.shape)}."
+            )
+        hidden_states, grid_size = self.embeddings(pixel_values)
+        rope = self.rotary_embedding(pixel_values.shape[1], grid_size, hidden_states.device)
+        for layer in self.layers:
+            hidden_states = layer(hidden_states, rope, **kwargs)
+        last_hidden_state = self.post_layernorm(hidden_states)
+        return BaseModelOutputWithPooling(
+            last_hidden_state=last_hidden_state, pooler_output=last_hidden_state[:, 0]
+        )
+
+
+class EVA02ATForVideoTextRetrieval(EVA02ATPreTrainedModel):
+    """EVA02-AT dual encoder: video tower + CLIP text tower, each projected to `projection_dim` and L2-normalised.
+
+    The vision projection has a bias (EVA02-CLIP's timm head), the text projection does not (CLIP).
+    """
+
+    config: EVA02ATConfig
+    main_input_name = "pixel_values"
+
+    def __init__(self, config: EVA02ATConfig) -> None:
+        super().__init__(config)
+        self.vision_model = EVA02ATVisionModel._from_config(config.vision_config)
+        self.text_model = CLIPTextModel._from_config(config.text_config)
+        self.visual_projection = nn.Linear(config.vision_config.hidden_size, config.projection_dim)
+        self.text_projection = nn.Linear(config.text_config.hidden_size, config.projection_dim, bias=False)
+        self.logit_scale = nn.Parameter(torch.tensor(config.logit_scale_init_value))
+        self.post_init()
+
+    def get_video_features(self, pixel_values: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+        """(B, T, C, H, W) clips -> (B, projection_dim) embeddings, L2-normalised unless `normalize=False`."""
+        embeds = self.visual_projection(self.vision_model(pixel_values=pixel_values).pooler_output)
+        return F.normalize(embeds, dim=-1) if normalize else embeds
+
+    def get_text_features(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, normalize: bool = True
+    ) -> torch.Tensor:
+        """(B, 77) token ids -> (B, projection_dim) embeddings, L2-normalised unless `normalize=False`."""
+        pooled = self.text_model(input_ids=input_ids, attention_mask=attention_mask).pooler_output
+        embeds = self.text_projection(pooled)
+        return F.normalize(embeds, dim=-1) if normalize else embeds
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        pixel_values: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        return_loss: bool = False,
+        **kwargs: Any,
+    ) -> EVA02ATRetrievalOutput:
+        """Score every clip against every caption.
+
+        Returns logits `exp(logit_scale) * cos(video_i, text_j)`; with `return_loss=True`, the bidirectional
+        InfoNCE of matched pairs on the diagonal. The paper's other objectives are in `eva02at_hf.losses`.
+        """
+        vision_outputs = self.vision_model(pixel_values=pixel_values, **kwargs)
+        text_outputs = self.text_model(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+        video_embeds = F.normalize(self.visual_projection(vision_outputs.pooler_output), dim=-1)
+        text_embeds = F.normalize(self.text_projection(text_outputs.pooler_output), dim=-1)
+        logits_per_video = self.logit_scale.exp() * video_embeds @ text_embeds.t()
+        loss = None
+        if return_loss:
+            if logits_per_video.shape[0] != logits_per_video.shape[1]:
+                raise ValueError(
+                    "return_loss=True needs one caption per clip (matched pairs on the diagonal); got "
+                    f"{logits_per_video.shape[0]} clips and {logits_per_video.shape[1]} captions."
+                )
+            targets = torch.arange(logits_per_video.shape[0], device=logits_per_video.device)
+            loss = (
+                F.cross_entropy(logits_per_video, targets) + F.cross_entropy(logits_per_video.t(), targets)
+            ) / 2
+        return EVA02ATRetrievalOutput(
+            loss=loss,
+            logits_per_video=logits_per_video,
+            logits_per_text=logits_per_video.t(),
+            video_embeds=video_embeds,
+            text_embeds=text_embeds,
+            vision_model_output=vision_outputs,
+            text_model_output=text_outputs,
+        )
+
+
+__all__ = [
+    "EVA02ATForVideoTextRetrieval",
+    "EVA02ATPreTrainedModel",
+    "EVA02ATRetrievalOutput",
+    "EVA02ATVisionModel",
+]

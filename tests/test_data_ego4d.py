@@ -1,0 +1,113 @@
+"""EgoClip and EgoMCQ builders on annotation files in the EgoVLP layout."""
+
+import json
+
+import pytest
+
+from eva02at_hf.data import BadRowError, EgoMCQBuilder, load_egoclip, load_egomcq
+
+EGOCLIP_HEADER = "video_uid\tvideo_dur\tnarration_source\tnarration_ind\tnarration_time\tclip_start\tclip_end\tclip_text\ttag_verb\ttag_noun"
+EGOCLIP_ROWS = [
+    "uid-a\t1800.0\tnarration_pass_1\t0\t1.2\t-0.3\t2.7\t#C C picks a bag of clothes from the floor\t[93]\t[192, 115]",
+    "uid-a\t1800.0\tnarration_pass_1\t1\t301.0\t299.5\t302.5\t#C C drops the bag\t[12]\t[115]",
+    "uid-b\t60.0\tnarration_pass_2\t4\t10.0\t9.0\t11.0\t#C C opens the door\t[4]\t[7]",
+    # bad: unparsable tag list, missing clip_end, missing video
+    "uid-a\t1800.0\tnarration_pass_1\t2\t5.0\t4.0\t6.0\t#C C waves\t[4\t[7]",
+    "uid-a\t1800.0\tnarration_pass_1\t3\t5.0\t4.0\t\t#C C waves\t[4]\t[7]",
+    "uid-c\t60.0\tnarration_pass_1\t0\t5.0\t4.0\t6.0\t#C C waves\t[4]\t[7]",
+]
+
+
+def _clip(uid, start, end, text):
+    return {
+        "video_uid": uid,
+        "video_dur": 1800.0,
+        "narration_source": "narration_pass_1",
+        "narration_ind": 0,
+        "narration_time": start,
+        "clip_start": start,
+        "clip_end": end,
+        "clip_text": text,
+        "tag_verb": "[1]",
+        "tag_noun": "[2]",
+    }
+
+
+MCQ = {
+    "0": {
+        "query": _clip("uid-a", 1.0, 2.0, "#C C picks a bag"),
+        "choices": {
+            str(k): _clip("uid-a" if k != 3 else "uid-b", 10.0 * k, 10.0 * k + 1, f"c{k}") for k in range(5)
+        },
+        "answer": 3,
+        "types": 2,
+    },
+    "1": {
+        "query": _clip("uid-b", 1.0, 2.0, "#C C opens the door"),
+        "choices": {str(k): _clip("uid-b", 1.0 + k, 2.0 + k, f"d{k}") for k in (4, 0, 1, 2, 3)},
+        "answer": 0,
+        "types": 1,
+    },
+    "2": {  # a choice video is missing
+        "query": _clip("uid-b", 1.0, 2.0, "#C C"),
+        "choices": {str(k): _clip("uid-z" if k == 2 else "uid-b", 1.0, 2.0, "x") for k in range(5)},
+        "answer": 0,
+        "types": 1,
+    },
+}
+
+
+@pytest.fixture
+def ego4d(tmp_path):
+    data = tmp_path / "meta"
+    data.mkdir()
+    (data / "egoclip.csv").write_text("\n".join([EGOCLIP_HEADER, *EGOCLIP_ROWS]) + "\n")
+    (data / "egomcq.json").write_text(json.dumps(MCQ))
+    videos = tmp_path / "videos"
+    for uid, chunks in (("uid-a", (0, 300)), ("uid-b", (0,))):
+        (videos / f"{uid}.mp4").mkdir(parents=True)
+        for start in chunks:
+            (videos / f"{uid}.mp4" / f"{start}.mp4").write_bytes(b"")
+    return data, videos
+
+
+def test_egoclip_rows_and_report(ego4d, tmp_path, caplog):
+    data, videos = ego4d
+    clips = load_egoclip(data, videos, cache_dir=str(tmp_path / "cache"), chunk_len=300)
+    assert clips["clip_id"] == [
+        "uid-a_narration_pass_1_0",
+        "uid-a_narration_pass_1_1",
+        "uid-b_narration_pass_2_4",
+    ]
+    first = clips[0]
+    assert first["narration"] == "#C C picks a bag of clothes from the floor"
+    assert first["start"] == 0.0 and first["stop"] == 2.7  # negative clip_start clipped to 0
+    assert first["verb_classes"] == [93] and first["noun_classes"] == [192, 115]
+    assert clips[1]["chunk_starts"] == [0.0, 300.0]  # 299.5 - 302.5 straddles two 300 s chunks
+    assert clips[1]["video_paths"] == [
+        str(videos / "uid-a.mp4" / "0.mp4"),
+        str(videos / "uid-a.mp4" / "300.mp4"),
+    ]
+    assert "skipped 3 rows" in caplog.text
+    assert "unparsable tag_verb: 1" in caplog.text and "missing clip_end: 1" in caplog.text
+    assert "missing video: 1" in caplog.text
+
+
+def test_egomcq(ego4d, tmp_path):
+    data, videos = ego4d
+    builder = EgoMCQBuilder(
+        data_dir=str(data), video_root=str(videos), cache_dir=str(tmp_path / "c"), chunk_len=300
+    )
+    builder.download_and_prepare()
+    questions = builder.as_dataset("validation")
+    assert questions["question_id"] == ["0", "1"]
+    first = questions[0]
+    assert first["query"] == "#C C picks a bag" and first["answer"] == 3 and first["types"] == 2
+    assert [c["video_uid"] for c in first["choices"]] == ["uid-a", "uid-a", "uid-a", "uid-b", "uid-a"]
+    assert [c["start"] for c in first["choices"]] == [0.0, 10.0, 20.0, 30.0, 40.0]
+    # choices are ordered by their key, not by file order
+    assert [c["narration"] for c in questions[1]["choices"]] == ["d0", "d1", "d2", "d3", "d4"]
+    report = builder.bad_row_report("validation")
+    assert report.count == 1 and report.examples[0][0] == "2" and report.reasons == {"missing video": 1}
+    with pytest.raises(BadRowError, match="row 2: missing video"):
+        load_egomcq(data, videos, cache_dir=str(tmp_path / "r"), chunk_len=300, on_bad_row="raise")

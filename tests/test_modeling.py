@@ -1,0 +1,276 @@
+"""EVA02-AT model behaviour: shapes, attention back-ends, serialisation, resizing, checkpointing, presets."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from huggingface_hub.errors import StrictDataclassClassValidationError
+from transformers import AutoConfig, AutoModel
+
+from eva02at_hf import EVA02ATConfig, EVA02ATForVideoTextRetrieval, EVA02ATVisionConfig, EVA02ATVisionModel
+
+
+def test_forward_shapes_and_normalised_embeddings(tiny_model, tiny_inputs) -> None:
+    pixel_values = tiny_inputs["pixel_values"]
+    with torch.no_grad():
+        out = tiny_model(**tiny_inputs, output_hidden_states=True)
+    assert out.logits_per_video.shape == (2, 3) and out.logits_per_text.shape == (3, 2)
+    assert torch.allclose(out.video_embeds.norm(dim=-1), torch.ones(2), atol=1e-6)
+    assert torch.allclose(out.text_embeds.norm(dim=-1), torch.ones(3), atol=1e-6)
+    scale = tiny_model.logit_scale.exp()
+    assert torch.allclose(out.logits_per_video, scale * out.video_embeds @ out.text_embeds.t(), atol=1e-5)
+    tokens = 1 + pixel_values.shape[1] * (32 // 8) ** 2
+    vision = out.vision_model_output
+    assert vision.last_hidden_state.shape == (2, tokens, 64)
+    assert torch.equal(vision.pooler_output, vision.last_hidden_state[:, 0])
+    assert len(vision.hidden_states) == 3  # embeddings + 2 layers
+    with pytest.raises(ValueError, match="one caption per clip"):
+        tiny_model(**tiny_inputs, return_loss=True)
+
+
+def test_eager_attention_weights_are_returned(tiny_model, tiny_inputs) -> None:
+    tiny_model.set_attn_implementation("eager")
+    with torch.no_grad():
+        out = tiny_model.vision_model(pixel_values=tiny_inputs["pixel_values"], output_attentions=True)
+    tokens = 1 + 8 * 16
+    assert len(out.attentions) == 2 and out.attentions[0].shape == (2, 2, tokens, tokens)
+    assert torch.allclose(out.attentions[0].sum(-1), torch.ones(2, 2, tokens), atol=1e-5)
+
+
+def test_loss_matches_hand_computed_infonce(tiny_model, tiny_inputs) -> None:
+    inputs = {
+        **tiny_inputs,
+        "input_ids": tiny_inputs["input_ids"][:2],
+        "attention_mask": tiny_inputs["attention_mask"][:2],
+    }
+    with torch.no_grad():
+        out = tiny_model(**inputs, return_loss=True)
+    logits = out.logits_per_video
+    row = -(torch.log_softmax(logits, 1)[0, 0] + torch.log_softmax(logits, 1)[1, 1]) / 2
+    col = -(torch.log_softmax(logits, 0)[0, 0] + torch.log_softmax(logits, 0)[1, 1]) / 2
+    assert torch.allclose(out.loss, (row + col) / 2, atol=1e-6)
+
+
+def test_eager_and_sdpa_agree(tiny_model, tiny_inputs) -> None:
+    with torch.no_grad():
+        tiny_model.set_attn_implementation("eager")
+        eager = tiny_model(**tiny_inputs)
+        tiny_model.set_attn_implementation("sdpa")
+        sdpa = tiny_model(**tiny_inputs)
+    assert torch.allclose(eager.logits_per_video, sdpa.logits_per_video, atol=1e-5)
+    assert torch.allclose(
+        eager.vision_model_output.last_hidden_state, sdpa.vision_model_output.last_hidden_state, atol=1e-5
+    )
+
+
+def test_joint_attention_mixes_frames(tiny_model, tiny_inputs) -> None:
+    """Changing only the last frame changes the CLS output, and reversing time changes it too."""
+    pixel_values = tiny_inputs["pixel_values"]
+    edited = pixel_values.clone()
+    edited[:, -1] = torch.randn_like(edited[:, -1])
+    with torch.no_grad():
+        base = tiny_model.get_video_features(pixel_values)
+        changed = tiny_model.get_video_features(edited)
+        reversed_time = tiny_model.get_video_features(pixel_values.flip(1))
+    assert not torch.allclose(base, changed, atol=1e-4)
+    assert not torch.allclose(base, reversed_time, atol=1e-4)
+
+
+def test_images_are_one_frame_clips(tiny_model, tiny_inputs) -> None:
+    image = tiny_inputs["pixel_values"][:, 0]
+    with torch.no_grad():
+        as_image = tiny_model.vision_model(pixel_values=image).pooler_output
+        as_clip = tiny_model.vision_model(pixel_values=image[:, None]).pooler_output
+    assert torch.equal(as_image, as_clip)
+
+
+def test_bad_pixel_values_shape_is_a_clear_error(tiny_model) -> None:
+    with pytest.raises(ValueError, match="pixel_values must have shape"):
+        tiny_model.vision_model(pixel_values=torch.randn(2, 8, 4, 32, 32))
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("temporal_position_encoding", "sinusoidal"),
+        ("temporal_rope_positions", "seconds"),
+        ("num_attention_heads", 5),
+    ],
+)
+def test_unknown_config_values_are_rejected(field: str, value) -> None:
+    with pytest.raises((ValueError, StrictDataclassClassValidationError), match=field):
+        EVA02ATVisionConfig(**{field: value})
+
+
+def test_unknown_preset_is_rejected() -> None:
+    with pytest.raises(ValueError, match="eva02at-xl"):
+        EVA02ATConfig.from_preset("eva02at-xl")
+
+
+@pytest.mark.parametrize("encoding", ["learnable", "rope", "learnable+rope", "split_3d_rope"])
+def test_every_temporal_encoding_runs(tiny_config, tiny_inputs, encoding: str) -> None:
+    config = EVA02ATConfig.from_preset("eva02at-tiny", vision_config={"temporal_position_encoding": encoding})
+    model = EVA02ATVisionModel(config.vision_config).eval()
+    has_pt = model.embeddings.temporal_embedding is not None
+    assert has_pt == (encoding in ("learnable", "learnable+rope"))
+    with torch.no_grad():
+        out = model(pixel_values=tiny_inputs["pixel_values"])
+    assert torch.isfinite(out.pooler_output).all()
+
+
+def test_save_and_load_round_trip_through_auto_classes(tiny_model, tiny_inputs, tmp_path: Path) -> None:
+    tiny_model.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").is_file()
+    config = AutoConfig.from_pretrained(tmp_path)
+    assert isinstance(config, EVA02ATConfig) and config.auto_map["AutoModel"].endswith(
+        "EVA02ATForVideoTextRetrieval"
+    )
+    for loader in (AutoModel, EVA02ATForVideoTextRetrieval):
+        reloaded = loader.from_pretrained(tmp_path).eval()
+        assert isinstance(reloaded, EVA02ATForVideoTextRetrieval)
+        with torch.no_grad():
+            assert torch.allclose(
+                reloaded(**tiny_inputs).logits_per_video, tiny_model(**tiny_inputs).logits_per_video
+            )
+    vision_dir = tmp_path / "vision"
+    tiny_model.vision_model.save_pretrained(vision_dir)
+    vision = AutoModel.from_pretrained(vision_dir)
+    assert isinstance(vision, EVA02ATVisionModel)
+
+
+def test_trust_remote_code_without_the_package(tiny_model, tiny_inputs, tmp_path: Path) -> None:
+    folder = tmp_path / "checkpoint"
+    tiny_model.save_pretrained(folder)
+    assert (folder / "modeling_eva02at.py").is_file() and (folder / "rope.py").is_file()
+    torch.save(tiny_inputs, tmp_path / "inputs.pt")
+    with torch.no_grad():
+        expected = tiny_model(**tiny_inputs).logits_per_video
+    script = f"""
+import sys, torch
+sys.path = [p for p in sys.path if "eva02at" not in p and not p.endswith("/src")]
+import importlib.util
+assert importlib.util.find_spec("eva02at_hf") is None or "site-packages" not in str(importlib.util.find_spec("eva02at_hf").origin) and False
+from transformers import AutoModel
+model = AutoModel.from_pretrained({str(folder)!r}, trust_remote_code=True).eval()
+assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+inputs = torch.load({str(tmp_path / "inputs.pt")!r})
+with torch.no_grad():
+    torch.save(model(**inputs).logits_per_video, {str(tmp_path / "out.pt")!r})
+"""
+    env = {"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", _with_site_packages_only(script)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert torch.allclose(torch.load(tmp_path / "out.pt"), expected, atol=1e-6)
+
+
+def _with_site_packages_only(script: str) -> str:
+    """Prefix a script run with `python -S` so it sees the venv's site-packages but not the editable install."""
+    import site
+
+    paths = [p for p in site.getsitepackages() if "site-packages" in p]
+    return (
+        "import sys, site\n"
+        f"for p in {paths!r}: site.addsitedir(p)\n"
+        "sys.path = [p for p in sys.path if not p.endswith('/src') and '__editable__' not in p]\n"
+        "sys.meta_path = [f for f in sys.meta_path if 'editable' not in type(f).__module__.lower() "
+        "and 'editable' not in type(f).__name__.lower()]\n"
+        "import importlib.util\n"
+        "assert importlib.util.find_spec('eva02at_hf') is None, 'package still importable'\n"
+        + script.replace(
+            'assert importlib.util.find_spec("eva02at_hf") is None or "site-packages" not in str(importlib.util.find_spec("eva02at_hf").origin) and False\n',
+            "",
+        )
+    )
+
+
+def test_loading_at_another_frame_count_and_image_size_interpolates(tiny_model, tmp_path: Path) -> None:
+    tiny_model.save_pretrained(tmp_path)
+    saved_pt = tiny_model.vision_model.embeddings.temporal_embedding.detach()
+    model = AutoModel.from_pretrained(tmp_path, num_frames=4, image_size=48)
+    assert model.config.vision_config.num_frames == 4 and model.config.vision_config.image_size == 48
+    embeddings = model.vision_model.embeddings
+    assert embeddings.temporal_embedding.shape == (1, 4, 64)
+    # Linear interpolation with aligned corners keeps the first and last frame embeddings.
+    assert torch.allclose(embeddings.temporal_embedding[0, 0], saved_pt[0, 0])
+    assert torch.allclose(embeddings.temporal_embedding[0, -1], saved_pt[0, -1])
+    assert embeddings.position_embedding.shape == (1, 1 + 6 * 6, 64)
+    with torch.no_grad():
+        out = model.vision_model(pixel_values=torch.randn(1, 4, 3, 48, 48))
+    assert out.last_hidden_state.shape == (1, 1 + 4 * 36, 64)
+
+
+def test_other_frame_counts_at_inference_use_interpolated_temporal_embedding(tiny_model) -> None:
+    with torch.no_grad():
+        out = tiny_model.vision_model(pixel_values=torch.randn(1, 3, 3, 32, 32))
+    assert out.last_hidden_state.shape == (1, 1 + 3 * 16, 64)
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(tiny_config, tiny_inputs) -> None:
+    torch.manual_seed(0)
+    model = EVA02ATForVideoTextRetrieval(tiny_config).train()
+    inputs = {
+        **tiny_inputs,
+        "input_ids": tiny_inputs["input_ids"][:2],
+        "attention_mask": tiny_inputs["attention_mask"][:2],
+    }
+    grads = []
+    for checkpointing in (False, True):
+        if checkpointing:
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+            assert model.vision_model.is_gradient_checkpointing
+        model.zero_grad()
+        model(**inputs, return_loss=True).loss.backward()
+        grads.append({name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 20
+    for name in grads[0]:
+        assert torch.allclose(grads[0][name], grads[1][name], atol=1e-6), name
+
+
+@pytest.mark.parametrize(("preset", "vision_m", "text_m"), [("eva02at-b", 86, 63), ("eva02at-l", 304, 124)])
+def test_preset_parameter_counts_match_table_iii(preset: str, vision_m: int, text_m: int) -> None:
+    config = EVA02ATConfig.from_preset(preset)
+    with torch.device("meta"):
+        model = EVA02ATForVideoTextRetrieval(config)
+    vision = sum(p.numel() for p in model.vision_model.parameters()) + sum(
+        p.numel() for p in model.visual_projection.parameters()
+    )
+    text = sum(p.numel() for p in model.text_model.parameters()) + model.text_projection.weight.numel()
+    assert abs(vision / 1e6 - vision_m) < 1.0, vision
+    assert abs(text / 1e6 - text_m) < 1.0, text
+
+
+def test_presets_match_timm_and_open_clip_hyper_parameters() -> None:
+    import open_clip
+    import timm
+
+    for preset, timm_name, clip_name in (
+        ("eva02at-b", "eva02_base_patch16_clip_224", "EVA02-B-16"),
+        ("eva02at-l", "eva02_large_patch14_clip_224", "EVA02-L-14"),
+    ):
+        config = EVA02ATConfig.from_preset(preset)
+        with torch.device("meta"):
+            reference = timm.create_model(timm_name, pretrained=False)
+        vision = config.vision_config
+        assert reference.embed_dim == vision.hidden_size and len(reference.blocks) == vision.num_hidden_layers
+        assert reference.blocks[0].attn.num_heads == vision.num_attention_heads
+        assert reference.blocks[0].mlp.fc1_g.out_features == vision.intermediate_size
+        assert reference.patch_embed.patch_size == (vision.patch_size,) * 2
+        assert list(reference.rope.ref_feat_shape) == [vision.rope_reference_grid_size] * 2
+        text_cfg = open_clip.get_model_config(clip_name)["text_cfg"]
+        text = config.text_config
+        assert (text_cfg["width"], text_cfg["heads"], text_cfg["layers"]) == (
+            text.hidden_size,
+            text.num_attention_heads,
+            text.num_hidden_layers,
+        )
+        assert (text_cfg["context_length"], text_cfg["vocab_size"]) == (
+            text.max_position_embeddings,
+            text.vocab_size,
+        )

@@ -1,0 +1,242 @@
+"""PoS-IoU relevancy, hard-mining sampler, batch relevancy and EgoNCE positives."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+import torch
+
+from eva02at_hf.relevancy import HardMiningSampler, batch_relevancy, egonce_positive_mask, pos_iou_relevancy
+
+EK100 = Path("/work/shared/ek100-layout")
+requires_ek100 = pytest.mark.skipif(not EK100.is_dir(), reason="EK-100 layout samples not available")
+
+
+def _sentences() -> pd.DataFrame:
+    table = pd.read_csv(EK100 / "EPIC_100_retrieval_train_sentence.sample.csv")
+    table["noun_classes"] = table["noun_classes"].map(ast.literal_eval)
+    return table.set_index("narration")
+
+
+def _naive(verbs, nouns, other_verbs, other_nouns) -> np.ndarray:
+    def iou(a: set, b: set) -> float:
+        return len(a & b) / len(a | b) if a | b else 0.0
+
+    return np.array(
+        [
+            [
+                0.5 * iou({v}, {ov}) + 0.5 * iou(set(n), set(on))
+                for ov, on in zip(other_verbs, other_nouns, strict=True)
+            ]
+            for v, n in zip(verbs, nouns, strict=True)
+        ]
+    )
+
+
+@requires_ek100
+def test_hand_checked_ek100_sentences():
+    table = _sentences()
+    names = [
+        "open door",
+        "open cupboard",
+        "open fridge",
+        "close fridge",
+        "put cup into cupboard",
+        "put container in cupboard",
+    ]
+    rows = table.loc[names]
+    relevancy = pos_iou_relevancy(rows["verb_class"].tolist(), rows["noun_classes"].tolist())
+    # door and cupboard share noun class 3; verbs: open 3, close 4, put-in(to) 5; fridge 12, cup 13, container 21.
+    expected = np.array(
+        [
+            [1.0, 1.0, 0.5, 0.0, 0.25, 0.25],
+            [1.0, 1.0, 0.5, 0.0, 0.25, 0.25],
+            [0.5, 0.5, 1.0, 0.5, 0.0, 0.0],
+            [0.0, 0.0, 0.5, 1.0, 0.0, 0.0],
+            [0.25, 0.25, 0.0, 0.0, 1.0, 0.5 + 0.5 / 3],
+            [0.25, 0.25, 0.0, 0.0, 0.5 + 0.5 / 3, 1.0],
+        ]
+    )
+    assert relevancy.dtype == np.float32
+    np.testing.assert_allclose(relevancy, expected, rtol=1e-6)
+
+
+@requires_ek100
+def test_ek100_clips_against_sentences_with_duplicate_nouns():
+    clips = pd.read_csv(EK100 / "EPIC_100_retrieval_test.sample.csv")
+    clips["all_noun_classes"] = clips["all_noun_classes"].map(ast.literal_eval)
+    clips = clips.drop_duplicates("narration").set_index("narration")
+    picked = clips.loc[["put bin onto other bin", "throw paper into bin"]]  # [36, 36] and [49, 36]
+    others = clips.loc[["open bin", "throw can into bin", "take paper"]]
+    relevancy = pos_iou_relevancy(
+        picked["verb_class"].tolist(),
+        picked["all_noun_classes"].tolist(),
+        others["verb_class"].tolist(),
+        others["all_noun_classes"].tolist(),
+    )
+    # put-onto (1) {bin} vs open bin, throw-into (13) {bin}, take (0) {paper};
+    # throw-into {paper, bin} vs the same three.
+    expected = np.array([[0.5, 0.5, 0.0], [0.25, 0.5 + 0.25, 0.25]])
+    np.testing.assert_allclose(relevancy, expected, rtol=1e-6)
+
+
+@requires_ek100
+def test_same_set_is_symmetric_with_unit_diagonal():
+    table = _sentences()
+    relevancy = pos_iou_relevancy(table["verb_class"].tolist(), table["noun_classes"].tolist())
+    assert relevancy.shape == (len(table), len(table))
+    np.testing.assert_array_equal(relevancy, relevancy.T)
+    np.testing.assert_array_equal(np.diag(relevancy), 1.0)
+    assert relevancy.min() >= 0 and relevancy.max() <= 1
+
+
+def test_matches_naive_reference_sparse_and_blocked():
+    rng = np.random.default_rng(0)
+    verbs = rng.integers(0, 6, size=37).tolist()
+    nouns = [rng.integers(0, 8, size=rng.integers(1, 4)).tolist() for _ in range(37)]
+    other_verbs = rng.integers(0, 7, size=23).tolist()
+    other_nouns = [rng.integers(0, 10, size=rng.integers(1, 4)).tolist() for _ in range(23)]
+    expected = _naive(verbs, nouns, other_verbs, other_nouns)
+    dense = pos_iou_relevancy(verbs, nouns, other_verbs, other_nouns, block_size=5)
+    sparse = pos_iou_relevancy(verbs, nouns, other_verbs, other_nouns, return_sparse=True)
+    assert isinstance(sparse, sp.csr_array) and sparse.dtype == np.float32
+    np.testing.assert_allclose(dense, expected, rtol=1e-6)
+    np.testing.assert_allclose(sparse.toarray(), expected, rtol=1e-6)
+    assert sparse.nnz == np.count_nonzero(expected)
+
+
+def test_ints_are_singletons_and_weights_apply():
+    relevancy = pos_iou_relevancy([1, 1, 2], [[7], 8, (7, 8)], weights=(0.25, 0.75))
+    # rows 0/1 share the verb only (0.25); 0/2 share noun 7 of {7, 8} (0.75 / 2); 1/2 share noun 8 (0.75 / 2).
+    expected = np.array([[1.0, 0.25, 0.375], [0.25, 1.0, 0.375], [0.375, 0.375, 1.0]])
+    np.testing.assert_allclose(relevancy, expected)
+    np.testing.assert_allclose(
+        pos_iou_relevancy([1, 1, 2], [7, 8, 9], weights=(1.0, 0.0)), [[1, 1, 0], [1, 1, 0], [0, 0, 1]]
+    )
+
+
+def test_empty_sets_give_zero_iou():
+    relevancy = pos_iou_relevancy([1, 1], [[], []])
+    np.testing.assert_allclose(relevancy, [[0.5, 0.5], [0.5, 0.5]])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"verbs": [1, 2], "nouns": [[1]]}, ValueError, "differ in length"),
+        ({"verbs": [1], "nouns": [[1]], "other_verbs": [1]}, ValueError, "together"),
+        (
+            {"verbs": [1], "nouns": [[1]], "other_verbs": [1, 2], "other_nouns": [[1]]},
+            ValueError,
+            "differ in length",
+        ),
+        ({"verbs": [1], "nouns": ["[1]"]}, TypeError, r"nouns\[0\]"),
+        ({"verbs": [-1], "nouns": [[1]]}, ValueError, r"verbs\[0\]"),
+        ({"verbs": [1], "nouns": [[1.5]]}, ValueError, r"nouns\[0\]"),
+        ({"verbs": "open", "nouns": [[1]]}, TypeError, "verbs"),
+        ({"verbs": [1], "nouns": [[1]], "weights": (0.7, 0.7)}, ValueError, "sum to 1"),
+        ({"verbs": [1], "nouns": [[1]], "weights": (1.5, -0.5)}, ValueError, "non-negative"),
+        ({"verbs": [1], "nouns": [[1]], "weights": (1.0,)}, ValueError, "weights"),
+    ],
+)
+def test_bad_input_is_rejected(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        pos_iou_relevancy(**kwargs)
+
+
+# -- hard-mining sampler -------------------------------------------------------------------------------------
+
+RELEVANCY = np.array(
+    [
+        [1.0, 0.1, 0.05, 0.5],
+        [0.0, 0.25, 0.0, 0.0],
+        [0.0, 0.0, 0.0, 0.09],
+    ],
+    dtype=np.float32,
+)
+
+
+@pytest.mark.parametrize("as_sparse", [False, True])
+def test_sampler_candidates_include_the_threshold(as_sparse):
+    matrix = sp.csr_array(RELEVANCY) if as_sparse else RELEVANCY
+    sampler = HardMiningSampler(matrix, epsilon=0.1)
+    np.testing.assert_array_equal(sampler.candidates(0), [0, 1, 3])  # 0.1 itself is a candidate
+    np.testing.assert_array_equal(sampler.candidates(1), [1])
+    np.testing.assert_array_equal(sampler.num_candidates, [3, 1, 0])
+
+
+def test_sampler_is_deterministic_uniform_and_respects_the_threshold():
+    rng = np.random.default_rng(0)
+    relevancy = rng.choice([0.0, 0.05, 0.1, 0.25, 0.5, 1.0], size=(50, 40)).astype(np.float32)
+    relevancy[np.arange(40), np.arange(40)] = 1.0
+    relevancy[40:, 0] = 1.0
+    dense, sparse = HardMiningSampler(relevancy), HardMiningSampler(sp.csr_array(relevancy))
+    clips = np.arange(50).repeat(4)
+    draws = dense.sample(clips, rng=123)
+    np.testing.assert_array_equal(draws, dense.sample(clips, rng=123))
+    np.testing.assert_array_equal(draws, sparse.sample(clips, rng=np.random.default_rng(123)))
+    assert not np.array_equal(draws, dense.sample(clips, rng=124))
+    assert (relevancy[clips, draws] >= np.float32(0.1)).all()
+    counts = np.bincount(dense.sample(np.zeros(6000, dtype=int), rng=1), minlength=40)
+    candidates = np.flatnonzero(relevancy[0] >= np.float32(0.1))
+    assert set(np.flatnonzero(counts)) == set(candidates)
+    expected = 6000 / len(candidates)
+    assert np.all(np.abs(counts[candidates] - expected) < 5 * np.sqrt(expected))
+
+
+def test_sampler_errors():
+    sampler = HardMiningSampler(RELEVANCY)
+    with pytest.raises(ValueError, match="clip 2 has no sentence"):
+        sampler.sample([0, 2, 1], rng=0)
+    with pytest.raises(IndexError, match="clip_indices"):
+        sampler.sample([3], rng=0)
+    with pytest.raises(ValueError, match="epsilon"):
+        HardMiningSampler(RELEVANCY, epsilon=0.0)
+    with pytest.raises(ValueError, match="relevancy"):
+        HardMiningSampler(np.ones(4, dtype=np.float32))
+
+
+@pytest.mark.parametrize("as_sparse", [False, True])
+def test_batch_relevancy_keeps_soft_negatives(as_sparse):
+    matrix = sp.csr_array(RELEVANCY) if as_sparse else RELEVANCY
+    batch = batch_relevancy(matrix, torch.tensor([1, 0]), np.array([1, 3]))
+    # Clip 1 with its positive sentence 1 (0.25) and clip 0's sentence 3 (0.0);
+    # clip 0 with sentence 1 (0.1) and its positive sentence 3 (0.5).
+    expected = torch.tensor([[0.25, 0.0], [0.1, 0.5]])
+    assert batch.dtype == torch.float32
+    torch.testing.assert_close(batch, expected)
+    with pytest.raises(IndexError, match="sentence_indices"):
+        batch_relevancy(matrix, [0], [4])
+    with pytest.raises(ValueError, match="clip_indices"):
+        batch_relevancy(matrix, [[0]], [1])
+
+
+@requires_ek100
+def test_egonce_positive_mask_on_ek100_rows():
+    table = _sentences().loc[["open door", "close fridge", "open fridge", "put cup into cupboard"]]
+    verbs, nouns = table["verb_class"].tolist(), table["noun_classes"].tolist()
+    either = egonce_positive_mask(verbs, nouns)
+    expected_either = torch.tensor(
+        [
+            [
+                True,
+                False,
+                True,
+                True,
+            ],  # open door: shares "open" with open fridge, cupboard class with put cup
+            [False, True, True, False],
+            [True, True, True, False],
+            [True, False, False, True],
+        ]
+    )
+    torch.testing.assert_close(either, expected_either)
+    torch.testing.assert_close(
+        egonce_positive_mask(verbs, nouns, mode="both"), torch.eye(4, dtype=torch.bool)
+    )
+    with pytest.raises(ValueError, match="mode"):
+        egonce_positive_mask(verbs, nouns, mode="any")
