@@ -22,7 +22,7 @@ def processor() -> EVA02ATProcessor:
 @pytest.fixture(scope="module")
 def rows(tmp_path_factory) -> list[dict]:
     out = tmp_path_factory.mktemp("syn")
-    generate(out, num_clips=8, seed=5, size=SIZE)
+    generate(out, num_clips=12, seed=5, size=SIZE)
     clips = load_ek100_mir(out, out / "videos", "train", cache_dir=str(out / "cache"))
     return [clips[i] for i in range(len(clips))]
 

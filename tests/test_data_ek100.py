@@ -230,3 +230,10 @@ def test_chunked_layout(annotations, tmp_path):
     assert "P01_11_106" not in by_id
     paths = dict(zip(clips["narration_id"], clips["video_paths"], strict=True))
     assert paths["P01_11_102"] == [str(chunks / "330.MP4")]
+
+
+def test_cache_follows_annotation_changes(annotations, tmp_path):
+    data, videos = annotations
+    assert len(_load(data, videos, tmp_path)) == 6
+    _write(data / "EPIC_100_retrieval_test.csv", [CLIP_HEADER, *TEST_ROWS[:2]])
+    assert _load(data, videos, tmp_path)["narration_id"] == ["P01_11_0", "P01_11_1"]

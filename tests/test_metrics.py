@@ -200,6 +200,13 @@ def test_ek100_accepts_torch_tensors():
     assert_results_close(from_torch, from_numpy, tol=1e-12)
 
 
+def test_ek100_accepts_sparse_relevancy():
+    sparse = pytest.importorskip("scipy.sparse")
+    similarity, relevancy = random_mir_problem(12, 9, seed=13)
+    from_sparse = ek100_mir(similarity, sparse.csr_array(relevancy.astype(np.float32)))
+    assert_results_close(from_sparse, ek100_mir(similarity, relevancy.astype(np.float32)), tol=0)
+
+
 def test_ek100_undefined_everywhere_gives_nan():
     with pytest.warns(UserWarning):
         result = ek100_mir(np.array([[0.3, 0.2]]), np.zeros((1, 2)))
@@ -214,6 +221,7 @@ def test_ek100_undefined_everywhere_gives_nan():
         (np.zeros((2, 2)), np.full((2, 2), 1.5), r"`relevancy` values must lie in \[0, 1\]"),
         (np.full((2, 2), np.nan), np.zeros((2, 2)), "`similarity` contains NaN"),
         (np.array([["a", "b"]]), np.zeros((1, 2)), "`similarity` must be real-valued numeric"),
+        (np.zeros((0, 3)), np.zeros((0, 3)), "must not be empty"),
     ],
 )
 def test_ek100_rejects_bad_input(similarity, relevancy, message):
@@ -345,6 +353,26 @@ def test_charades_classes_without_positive_skipped_and_order_invariant():
     assert permuted["mAP"] == pytest.approx(result)
     from_torch = charades_ego_map(torch.from_numpy(scores), torch.from_numpy(targets).bool())
     assert from_torch["mAP"] == pytest.approx(result)
+
+
+def test_charades_matches_reference_loop():
+    rng = np.random.default_rng(14)
+    scores = np.round(rng.standard_normal((40, 7)), 1)  # with ties
+    targets = (rng.random((40, 7)) < 0.2).astype(int)
+    targets[:3] = 0  # unlabelled videos
+    targets[:, 4] = 0  # a class without positive
+    aps = []
+    for c in range(7):
+        column = [-np.inf if not targets[v].any() else scores[v, c] for v in range(40)]
+        ranking = sorted(range(40), key=lambda v: (-column[v], v))
+        hits, precision_sum = 0, 0.0
+        for k, v in enumerate(ranking, start=1):
+            if targets[v, c] == 1:
+                hits += 1
+                precision_sum += hits / k
+        if hits:
+            aps.append(precision_sum / hits)
+    assert charades_ego_map(scores, targets)["mAP"] == pytest.approx(100 * sum(aps) / len(aps), abs=1e-12)
 
 
 def test_charades_no_positive_at_all_is_nan_and_bad_targets_rejected():

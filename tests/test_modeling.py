@@ -224,7 +224,7 @@ def test_gradient_checkpointing_gives_the_same_gradients(tiny_config, tiny_input
     for checkpointing in (False, True):
         if checkpointing:
             model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
-            assert model.vision_model.is_gradient_checkpointing
+            assert model.vision_model.is_activation_checkpointing
         model.zero_grad()
         model(**inputs, return_loss=True).loss.backward()
         grads.append({name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None})

@@ -11,16 +11,11 @@ from transformers.processing_utils import ProcessingKwargs, ProcessorMixin, Unpa
 from transformers.tokenization_utils_base import PreTokenizedInput, TextInput
 from transformers.video_utils import VideoInput
 
-from .configuration_eva02at import EVA02ATConfig
+from .configuration_eva02at import PRESETS, EVA02ATConfig
 from .video_processing_eva02at import EVA02ATVideoProcessor, EVA02ATVideoProcessorKwargs, make_video_list
 
 TOKENIZER_DIR = Path(__file__).resolve().parent / "tokenizer"
 CONTEXT_LENGTH = 77
-
-PRESETS: dict[str, dict[str, int]] = {
-    "eva02at-b": {"image_size": 224},
-    "eva02at-l": {"image_size": 224},
-}
 
 
 class EVA02ATProcessorKwargs(ProcessingKwargs, total=False):
@@ -57,12 +52,13 @@ class EVA02ATProcessor(ProcessorMixin):
         """Default processor for a model preset, built offline from the tokenizer files shipped in the package.
 
         Args:
-            name: one of ``PRESETS`` (``"eva02at-b"``, ``"eva02at-l"``).
+            name: a model preset of `EVA02ATConfig.from_preset` (``"eva02at-b"``, ``"eva02at-l"``,
+                ``"eva02at-tiny"``); the crop matches the preset's image size.
             video_kwargs: overrides for [`EVA02ATVideoProcessor`] (e.g. ``num_frames=4``).
         """
         if name not in PRESETS:
             raise ValueError(f"Unknown preset {name!r}; available: {sorted(PRESETS)}.")
-        image_size = PRESETS[name]["image_size"]
+        image_size = PRESETS[name]["vision_config"]["image_size"]
         video_kwargs = {
             "size": {"shortest_edge": image_size},
             "crop_size": {"height": image_size, "width": image_size},
@@ -103,4 +99,4 @@ class EVA02ATProcessor(ProcessorMixin):
 AutoVideoProcessor.register(EVA02ATConfig, EVA02ATVideoProcessor, exist_ok=True)
 AutoProcessor.register(EVA02ATConfig, EVA02ATProcessor, exist_ok=True)
 
-__all__ = ["EVA02ATProcessor", "clean_caption", "PRESETS"]
+__all__ = ["EVA02ATProcessor", "clean_caption"]

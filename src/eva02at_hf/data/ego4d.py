@@ -27,7 +27,6 @@ from ._common import (
     CLIP_FEATURES,
     BadRow,
     LocalVideoBuilder,
-    LocalVideoConfig,
     check_columns,
     check_window,
     load_split,
@@ -66,7 +65,6 @@ class EgoClipBuilder(LocalVideoBuilder):
     """
 
     VERSION = datasets.Version("1.0.0")
-    BUILDER_CONFIG_CLASS = LocalVideoConfig
 
     def _info(self) -> datasets.DatasetInfo:
         features = datasets.Features(
@@ -127,7 +125,6 @@ class EgoMCQBuilder(LocalVideoBuilder):
     """
 
     VERSION = datasets.Version("1.0.0")
-    BUILDER_CONFIG_CLASS = LocalVideoConfig
 
     def _info(self) -> datasets.DatasetInfo:
         choice = {

@@ -33,7 +33,6 @@ from ._common import (
     CLIP_FEATURES,
     BadRow,
     LocalVideoBuilder,
-    LocalVideoConfig,
     check_columns,
     check_window,
     load_split,
@@ -98,7 +97,6 @@ class EK100MIRBuilder(LocalVideoBuilder):
     """
 
     VERSION = datasets.Version("1.0.0")
-    BUILDER_CONFIG_CLASS = LocalVideoConfig
     DEFAULT_EXTS = ("MP4", "mp4")
 
     def _info(self) -> datasets.DatasetInfo:

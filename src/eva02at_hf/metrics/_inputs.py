@@ -1,4 +1,4 @@
-"""Conversion and validation of metric inputs (numpy arrays, torch tensors or nested sequences)."""
+"""Conversion and validation of metric inputs (numpy arrays, torch tensors, scipy sparse or nested sequences)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ ArrayLike = np.ndarray | torch.Tensor | Sequence
 
 
 def as_array(value: ArrayLike, name: str, ndim: int) -> np.ndarray:
-    """Return `value` as a numpy array with `ndim` dimensions (torch tensors are moved to the CPU)."""
+    """Return `value` as a numpy array with `ndim` dimensions (torch tensors are moved to the CPU, scipy sparse
+    matrices densified)."""
+    if hasattr(value, "toarray"):
+        value = value.toarray()
     if isinstance(value, torch.Tensor):
         tensor = value.detach().cpu()
         if tensor.dtype in (torch.float16, torch.bfloat16):

@@ -1,10 +1,12 @@
 """Charades-Ego action recognition as video-to-text retrieval: mAP over classes (standard Charades evaluation).
 
-This is the definition of `charades_map` in the Charades starter code: videos without any positive label get
-score -inf for every class (they sink to the bottom of every ranking); for every class, videos are ranked by
-descending score and AP = (1 / P) * sum over the ranks k of the P positives of precision@k (positives among the
-first k, divided by k); classes without a positive have an undefined AP and are skipped (NaN-mean). Ties in score
-are broken by a stable sort (lower video index first); the reference's unstable sort leaves them unspecified.
+This is the definition of `charades_map` in the Charades starter code (gsig/charades-algorithms): videos without
+any positive label get score -inf for every class (they sink to the bottom of every ranking); for every class,
+videos are ranked by descending score and AP = (1 / P) * sum over the ranks k of the P positives of precision@k
+(positives among the first k, divided by k). A class without a positive has AP NaN there and is skipped here
+(NaN-mean, as in the copies used by egocentric video-language code bases; the starter code's plain mean would make
+the whole mAP NaN). Ties in score are broken by a stable sort (lower video index first); the reference's unstable
+sort leaves them unspecified.
 """
 
 from __future__ import annotations

@@ -121,7 +121,9 @@ def _as_inputs(
         relevancy = load_relevancy_pickle(relevancy)
     relevancy = as_scores(relevancy, "relevancy")
     check_same_shape(similarity, "similarity", relevancy, "relevancy")
-    if relevancy.min(initial=0) < 0 or relevancy.max(initial=0) > 1:
+    if similarity.size == 0:
+        raise ValueError(f"`similarity` and `relevancy` must not be empty, got shape {similarity.shape}")
+    if relevancy.min() < 0 or relevancy.max() > 1:
         raise ValueError("`relevancy` values must lie in [0, 1]")
     return similarity, relevancy
 
