@@ -1,10 +1,20 @@
-"""EgoClip and EgoMCQ builders on annotation files in the EgoVLP layout."""
+"""EgoClip, EgoClip+ and EgoMCQ builders on annotation files in the EgoVLP / LaViLa layouts."""
 
 import json
+import os
+import pickle
 
+import numpy as np
 import pytest
 
-from eva02at_hf.data import BadRowError, EgoMCQBuilder, load_egoclip, load_egomcq
+from eva02at_hf.data import (
+    BadRowError,
+    EgoClipPlusBuilder,
+    EgoMCQBuilder,
+    load_egoclip,
+    load_egoclip_plus,
+    load_egomcq,
+)
 
 EGOCLIP_HEADER = "video_uid\tvideo_dur\tnarration_source\tnarration_ind\tnarration_time\tclip_start\tclip_end\tclip_text\ttag_verb\ttag_noun"
 EGOCLIP_ROWS = [
@@ -111,3 +121,112 @@ def test_egomcq(ego4d, tmp_path):
     assert report.count == 1 and report.examples[0][0] == "2" and report.reasons == {"missing video": 1}
     with pytest.raises(BadRowError, match="row 2: missing video"):
         load_egomcq(data, videos, cache_dir=str(tmp_path / "r"), chunk_len=300, on_bad_row="raise")
+
+
+# ---------------------------------------------------------------- EgoClip+ (LaViLa pickle)
+
+EGOCLIP_PLUS_ROWS = [
+    ("uid-a", np.float64(-0.5), np.float64(2.5), "#C C picks a bag"),
+    ("uid-a", np.float64(299.5), np.float32(302.25), [" C lifts the bag. ", "", "C raises a bag."]),
+    ("uid-b", 9, 11.0, ("C opens the door",)),
+    # bad: wrong arity, non-numeric time, inverted window, empty narration, missing video
+    ("uid-a", 1.0, 2.0),
+    ("uid-a", "1.0", 2.0, "C waves"),
+    ("uid-b", np.float64(5.0), np.float64(4.0), "C waves"),
+    ("uid-b", 1.0, 2.0, ["", "  "]),
+    ("uid-c", 1.0, 2.0, "C waves"),
+]
+
+
+@pytest.mark.parametrize("protocol", [2, 5])
+def test_egoclip_plus_rows_and_report(ego4d, tmp_path, protocol):
+    data, videos = ego4d
+    (data / "narrator.pkl").write_bytes(pickle.dumps(EGOCLIP_PLUS_ROWS, protocol=protocol))
+    builder = EgoClipPlusBuilder(
+        data_dir=str(data),
+        video_root=str(videos),
+        annotation_file="narrator.pkl",
+        cache_dir=str(tmp_path / "cache"),
+        chunk_len=300,
+    )
+    builder.download_and_prepare()
+    clips = builder.as_dataset("train")
+    assert clips["clip_id"] == ["uid-a_0", "uid-a_1", "uid-b_2"]
+    assert clips["narration"] == ["#C C picks a bag", "C lifts the bag.", "C opens the door"]
+    assert clips["narrations"] == [
+        ["#C C picks a bag"],
+        ["C lifts the bag.", "C raises a bag."],
+        ["C opens the door"],
+    ]
+    assert clips["start"] == [0.0, 299.5, 9.0]  # negative start clipped to 0
+    assert clips["stop"] == [2.5, 302.25, 11.0]
+    assert clips["verb_classes"] == [[], [], []] and clips["noun_classes"] == [[], [], []]
+    assert clips[1]["chunk_starts"] == [0.0, 300.0]
+    assert clips[1]["video_paths"] == [
+        str(videos / "uid-a.mp4" / "0.mp4"),
+        str(videos / "uid-a.mp4" / "300.mp4"),
+    ]
+    report = builder.bad_row_report("train")
+    assert report.source == str(data / "narrator.pkl")
+    assert report.count == 5
+    assert report.reasons == {
+        "malformed row": 1,
+        "bad start_second": 1,
+        "bad window": 1,
+        "empty narration": 1,
+        "missing video": 1,
+    }
+    assert [row_id for row_id, _ in report.examples] == [
+        "uid-a_3",
+        "uid-a_4",
+        "uid-b_5",
+        "uid-b_6",
+        "uid-c_7",
+    ]
+
+
+def test_egoclip_plus_loader_default_file_and_raise_policy(ego4d, tmp_path):
+    data, videos = ego4d
+    # numpy scalars as numpy 1.x names them (`numpy.core.multiarray.scalar`)
+    numpy1 = pickle.dumps(EGOCLIP_PLUS_ROWS[:4], protocol=2).replace(b"numpy._core.", b"numpy.core.")
+    assert b"numpy.core.multiarray\nscalar" in numpy1
+    (data / "ego4d_train.rephraser.no_punkt_top3.pkl").write_bytes(numpy1)
+    clips = load_egoclip_plus(data, videos, cache_dir=str(tmp_path / "cache"), chunk_len=300)
+    assert clips["start"] == [0.0, 299.5, 9.0] and clips["stop"] == [2.5, 302.25, 11.0]
+    with pytest.raises(BadRowError, match="row uid-a_3: malformed row"):
+        load_egoclip_plus(data, videos, cache_dir=str(tmp_path / "raise"), chunk_len=300, on_bad_row="raise")
+    with pytest.raises(FileNotFoundError, match="other.pkl not found in data_dir"):
+        load_egoclip_plus(data, videos, annotation_file="other.pkl", cache_dir=str(tmp_path / "missing"))
+    (data / "dict.pkl").write_bytes(pickle.dumps({"uid-a": EGOCLIP_PLUS_ROWS[0]}))
+    with pytest.raises(ValueError, match=r"dict\.pkl: expected a pickled list"):
+        load_egoclip_plus(data, videos, annotation_file="dict.pkl", cache_dir=str(tmp_path / "dict"))
+
+
+class _System:
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return os.system, (f"touch {self.marker}",)
+
+
+class _Print:
+    def __reduce__(self) -> tuple:
+        return print, ("pwned",)
+
+
+def test_egoclip_plus_refuses_code_in_pickle(ego4d, tmp_path, capsys):
+    data, videos = ego4d
+    marker = tmp_path / "pwned"
+    (data / "system.pkl").write_bytes(pickle.dumps([("uid-a", 1.0, 2.0, _System(str(marker)))]))
+    with pytest.raises(
+        pickle.UnpicklingError, match=r"system\.pkl: refusing to load `(posix|os|nt)\.system`"
+    ):
+        load_egoclip_plus(data, videos, annotation_file="system.pkl", cache_dir=str(tmp_path / "c1"))
+    assert not marker.exists()
+    (data / "print.pkl").write_bytes(pickle.dumps([("uid-a", 1.0, 2.0, "x"), _Print()], protocol=2))
+    with pytest.raises(
+        pickle.UnpicklingError, match=r"print\.pkl: refusing to load `(__builtin__|builtins)\.print`"
+    ):
+        load_egoclip_plus(data, videos, annotation_file="print.pkl", cache_dir=str(tmp_path / "c2"))
+    assert "pwned" not in capsys.readouterr().out

@@ -12,6 +12,7 @@ from .losses import (
     SMSLoss,
     gather_with_grad,
 )
+from .memory import estimate_activation_memory
 from .modeling_eva02at import (
     EVA02ATForVideoTextRetrieval,
     EVA02ATPreTrainedModel,
@@ -29,6 +30,8 @@ AutoModel.register(EVA02ATConfig, EVA02ATForVideoTextRetrieval, exist_ok=True)
 AutoModel.register(EVA02ATVisionConfig, EVA02ATVisionModel, exist_ok=True)
 EVA02ATConfig.register_for_auto_class()
 EVA02ATForVideoTextRetrieval.register_for_auto_class("AutoModel")
+EVA02ATProcessor.register_for_auto_class("AutoProcessor")
+EVA02ATVideoProcessor.register_for_auto_class("AutoVideoProcessor")
 
 __all__ = [
     "AdaptiveMIMMLoss",
@@ -40,6 +43,7 @@ __all__ = [
     "SMSLoss",
     "batch_relevancy",
     "egonce_positive_mask",
+    "estimate_activation_memory",
     "gather_with_grad",
     "pos_iou_relevancy",
     "EVA02ATConfig",

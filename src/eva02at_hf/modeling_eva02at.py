@@ -25,6 +25,7 @@ from .configuration_eva02at import EVA02ATConfig, EVA02ATVisionConfig
 from .rope import (
     angles_to_sincos,
     apply_rope,
+    prepend_identity_rotation,
     spatial_rope_angles,
     spatial_temporal_rope_angles,
     split_3d_rope_angles,
@@ -217,13 +218,14 @@ class EVA02ATAttention(nn.Module):
     def forward(
         self, hidden_states: torch.Tensor, rope: torch.Tensor, **kwargs: Any
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """hidden_states (B, L, D), rope (L - 1, 2 * head_dim) -> (B, L, D) and the attention weights (eager)."""
+        """hidden_states (B, L, D), rope (L, 2 * head_dim) with an identity row for the CLS token -> (B, L, D)
+        and the attention weights (eager)."""
         hidden_shape = (*hidden_states.shape[:-1], self.num_heads, self.head_dim)
         query = self.q_proj(hidden_states).view(hidden_shape).transpose(1, 2)
         key = self.k_proj(hidden_states).view(hidden_shape).transpose(1, 2)
         value = self.v_proj(hidden_states).view(hidden_shape).transpose(1, 2)
-        query = torch.cat([query[:, :, :1], apply_rope(query[:, :, 1:], rope)], dim=2)
-        key = torch.cat([key[:, :, :1], apply_rope(key[:, :, 1:], rope)], dim=2)
+        query = apply_rope(query, rope)
+        key = apply_rope(key, rope)
 
         attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
             self.config._attn_implementation, eager_attention_forward
@@ -371,7 +373,9 @@ class EVA02ATVisionModel(EVA02ATPreTrainedModel):
                 f"(batch, {self.config.num_channels}, height, width); got {tuple(pixel_values.shape)}."
             )
         hidden_states, grid_size = self.embeddings(pixel_values)
-        rope = self.rotary_embedding(pixel_values.shape[1], grid_size, hidden_states.device)
+        rope = prepend_identity_rotation(
+            self.rotary_embedding(pixel_values.shape[1], grid_size, hidden_states.device)
+        )
         for layer in self.layers:
             hidden_states = layer(hidden_states, rope, **kwargs)
         last_hidden_state = self.post_layernorm(hidden_states)

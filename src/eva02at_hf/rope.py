@@ -94,6 +94,16 @@ def angles_to_sincos(angles: torch.Tensor) -> torch.Tensor:
     return torch.cat([angles.sin(), angles.cos()], dim=-1)
 
 
+def prepend_identity_rotation(sincos: torch.Tensor, num_tokens: int = 1) -> torch.Tensor:
+    """Prepend `num_tokens` rows that rotate by angle 0 (sin = 0, cos = 1) to a (N, 2 * d) `cat([sin, cos])`
+    table: (num_tokens + N, 2 * d). Lets `apply_rope` run over a whole sequence whose leading tokens (the CLS
+    token) carry no position, leaving them exactly unchanged, instead of slicing and re-concatenating per layer.
+    """
+    identity = torch.zeros(num_tokens, sincos.shape[-1], dtype=sincos.dtype, device=sincos.device)
+    identity[:, sincos.shape[-1] // 2 :] = 1.0
+    return torch.cat([identity, sincos], dim=0)
+
+
 def rotate_pairs(x: torch.Tensor) -> torch.Tensor:
     """Rotate each channel pair by 90 degrees: [x0, x1, x2, x3, ...] -> [-x1, x0, -x3, x2, ...]."""
     return torch.stack([-x[..., 1::2], x[..., ::2]], dim=-1).reshape(x.shape)

@@ -1,4 +1,4 @@
-"""Datasets: builders for EK-100 MIR, EgoClip, EgoMCQ and Charades-Ego from local files, a synthetic set.
+"""Datasets: local-file builders for EK-100 MIR, EgoClip, EgoClip+, EgoMCQ and Charades-Ego; a synthetic set.
 
 Each builder is a `datasets.GeneratorBasedBuilder` reading the official annotation files from ``data_dir`` and
 checking the videos under ``video_root`` (raw or pre-chunked layout, `eva02at_hf.data.video_layout`).
@@ -9,7 +9,15 @@ and runs the processor at batching time.
 from ._common import BadRowError, BadRowReport, LocalVideoConfig
 from .charades_ego import CharadesEgoBuilder, CharadesEgoConfig, charades_ego_class_names, load_charades_ego
 from .collate import MultipleChoiceCollator, VideoTextCollator
-from .ego4d import EgoClipBuilder, EgoMCQBuilder, load_egoclip, load_egomcq
+from .ego4d import (
+    EgoClipBuilder,
+    EgoClipPlusBuilder,
+    EgoClipPlusConfig,
+    EgoMCQBuilder,
+    load_egoclip,
+    load_egoclip_plus,
+    load_egomcq,
+)
 from .ek100 import (
     EK100MIRBuilder,
     RelevancyComparison,
@@ -29,6 +37,8 @@ __all__ = [
     "ClipSource",
     "EK100MIRBuilder",
     "EgoClipBuilder",
+    "EgoClipPlusBuilder",
+    "EgoClipPlusConfig",
     "EgoMCQBuilder",
     "LocalVideoConfig",
     "MultipleChoiceCollator",
@@ -41,6 +51,7 @@ __all__ = [
     "ek100_relevancy",
     "load_charades_ego",
     "load_egoclip",
+    "load_egoclip_plus",
     "load_egomcq",
     "load_ek100_mir",
     "load_ek100_sentences",

@@ -22,23 +22,15 @@ On the real EK-100 test split every query has a fully relevant item, so nothing 
 
 from __future__ import annotations
 
-import codecs
 import os
-import pickle
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
+from ..safe_pickle import NUMPY_ARRAY_GLOBALS, restricted_pickle_load
 from ._inputs import ArrayLike, as_scores, check_same_shape, nanmean_percent, stable_descending_order
-
-try:
-    from numpy._core import multiarray as _np_multiarray
-    from numpy._core import numeric as _np_numeric
-except ImportError:  # numpy < 2
-    from numpy.core import multiarray as _np_multiarray
-    from numpy.core import numeric as _np_numeric
 
 MIR_KEYS = ("mAP_v2t", "mAP_t2v", "mAP_avg", "nDCG_v2t", "nDCG_t2v", "nDCG_avg")
 
@@ -46,28 +38,6 @@ MIR_KEYS = ("mAP_v2t", "mAP_t2v", "mAP_avg", "nDCG_v2t", "nDCG_t2v", "nDCG_avg")
 # and the most threads used (numpy releases the GIL in sorting, gathering and reductions).
 _CHUNK_ELEMENTS = 1 << 20
 _MAX_THREADS = 8
-
-# Globals needed to rebuild a numpy array from a pickle (protocols 2 to 5, written by numpy 1.x or 2.x).
-_PICKLE_ALLOWED_GLOBALS = {
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
-    ("numpy.core.multiarray", "_reconstruct"): _np_multiarray._reconstruct,
-    ("numpy._core.multiarray", "_reconstruct"): _np_multiarray._reconstruct,
-    ("numpy.core.numeric", "_frombuffer"): _np_numeric._frombuffer,
-    ("numpy._core.numeric", "_frombuffer"): _np_numeric._frombuffer,
-    ("_codecs", "encode"): codecs.encode,
-}
-
-
-class _NumpyArrayUnpickler(pickle.Unpickler):
-    """Unpickler that can only rebuild numpy arrays: any other global (e.g. `os.system`) is refused."""
-
-    def find_class(self, module: str, name: str) -> object:
-        if (module, name) not in _PICKLE_ALLOWED_GLOBALS:
-            raise pickle.UnpicklingError(
-                f"refusing to load `{module}.{name}`: only numpy array reconstruction is allowed"
-            )
-        return _PICKLE_ALLOWED_GLOBALS[(module, name)]
 
 
 def load_relevancy_pickle(path: str | os.PathLike) -> np.ndarray:
@@ -79,11 +49,7 @@ def load_relevancy_pickle(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"relevancy pickle not found: {path}")
-    with path.open("rb") as handle:
-        try:
-            relevancy = _NumpyArrayUnpickler(handle, encoding="latin1").load()
-        except pickle.UnpicklingError as error:
-            raise pickle.UnpicklingError(f"{path}: {error}") from None
+    relevancy = restricted_pickle_load(path, NUMPY_ARRAY_GLOBALS, "numpy arrays")
     if not isinstance(relevancy, np.ndarray) or relevancy.ndim != 2:
         found = f"shape {relevancy.shape}" if isinstance(relevancy, np.ndarray) else type(relevancy).__name__
         raise ValueError(f"{path}: expected a pickled 2-D numpy array (videos x sentences), got {found}")

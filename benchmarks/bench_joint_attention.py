@@ -1,0 +1,82 @@
+"""The price of joint space-time attention: one T-frame clip through the video tower (attention over all
+1 + T * N tokens, the paper's Eq. 10) vs the same tower as an image model on the T frames separately
+(T sequences of 1 + N tokens), frame CLS features mean-pooled. Same weights, same pixels, interleaved.
+
+    python benchmarks/bench_joint_attention.py [--frames 4 8 16] [--quick] [--device cuda --dtype bf16]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+from _common import (
+    MIB,
+    add_common_args,
+    build_vision_model,
+    clips,
+    forward_flops,
+    peak_memory,
+    precision,
+    print_table,
+    setup,
+    time_interleaved,
+    vision_config,
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_common_args(parser)
+    parser.add_argument("--preset", default="eva02at-b")
+    parser.add_argument("--frames", nargs="+", type=int, default=None, help="default 4 8 16 (quick: 4)")
+    args = parser.parse_args()
+    device = setup(args)
+    frames = args.frames or ([4] if args.quick else [4, 8, 16])
+    repeats = 2 if args.quick else args.repeats
+    config = vision_config(args.preset)
+    model = build_vision_model(config, device)
+
+    rows = []
+    for num_frames in frames:
+        pixel_values = clips(config, 1, num_frames, device)
+        for dtype in args.dtype:
+
+            def joint(dtype: str = dtype, pixel_values: torch.Tensor = pixel_values) -> torch.Tensor:
+                with precision(device, dtype, args.sdpa_backend), torch.inference_mode():
+                    return model(pixel_values=pixel_values).pooler_output
+
+            def per_frame(dtype: str = dtype, pixel_values: torch.Tensor = pixel_values) -> torch.Tensor:
+                with precision(device, dtype, args.sdpa_backend), torch.inference_mode():
+                    return model(pixel_values=pixel_values.transpose(0, 1)).pooler_output.mean(
+                        0, keepdim=True
+                    )
+
+            memory = {"joint": peak_memory(joint, device), "per-frame": peak_memory(per_frame, device)}
+            seconds = time_interleaved({"joint": joint, "per-frame": per_frame}, repeats, device)
+            flops = {
+                "joint": forward_flops(config, 1, num_frames),
+                "per-frame": forward_flops(config, num_frames, 1),
+            }
+            rows.append(
+                {
+                    "frames": num_frames,
+                    "dtype": dtype,
+                    "joint s/clip": seconds["joint"],
+                    "per-frame s/clip": seconds["per-frame"],
+                    "time ratio joint / per-frame": seconds["joint"] / seconds["per-frame"],
+                    "FLOP ratio": flops["joint"] / flops["per-frame"],
+                    "joint peak MiB": memory["joint"] / MIB,
+                    "per-frame peak MiB": memory["per-frame"] / MIB,
+                }
+            )
+            print(rows[-1], flush=True)
+    print_table(
+        rows, f"Joint attention vs per-frame + mean pool, {args.preset}, batch 1 (median of {repeats})"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""One training step of the vision tower (forward + backward + AdamW), with and without activation
+checkpointing: steps/s, peak memory above the resting state (weights + optimizer state), and the activation
+estimate of `eva02at_hf.memory.estimate_activation_memory` next to the measurement.
+
+The loss is the mean square of the pooled CLS features (the step's cost is the tower's, whatever the loss).
+Cases run interleaved in one process; peak memory is measured on a separate step per case.
+
+    python benchmarks/bench_train_step.py [--preset eva02at-b] [--frames 4 8] [--quick] [--device cuda]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+
+import torch
+from _common import (
+    DTYPES,
+    MIB,
+    add_common_args,
+    build_vision_model,
+    clips,
+    peak_memory,
+    precision,
+    print_table,
+    setup,
+    time_interleaved,
+    vision_config,
+)
+
+from eva02at_hf.memory import estimate_activation_memory
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_common_args(parser)
+    parser.add_argument("--preset", default="eva02at-b")
+    parser.add_argument("--frames", nargs="+", type=int, default=None, help="default 4 8 (quick: 1)")
+    parser.add_argument("--batch-size", type=int, default=1)
+    args = parser.parse_args()
+    device = setup(args)
+    frames = args.frames or ([1] if args.quick else [4, 8])
+    repeats = 2 if args.quick else args.repeats
+    config = vision_config(args.preset)
+    model = build_vision_model(config, device).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+
+    def step(checkpointing: bool, dtype: str, pixel_values: torch.Tensor) -> None:
+        if checkpointing:
+            model.activation_checkpointing_enable({"use_reentrant": False})
+        else:
+            model.activation_checkpointing_disable()
+        optimizer.zero_grad(set_to_none=True)
+        with precision(device, dtype, args.sdpa_backend):
+            loss = model(pixel_values=pixel_values).pooler_output.float().pow(2).mean()
+        loss.backward()
+        optimizer.step()
+
+    step(False, "fp32", clips(config, args.batch_size, frames[0], device))  # creates the AdamW state
+    rows = []
+    for num_frames in frames:
+        pixel_values = clips(config, args.batch_size, num_frames, device)
+        cases = {
+            (checkpointing, dtype): lambda c=checkpointing, d=dtype, x=pixel_values: step(c, d, x)
+            for checkpointing, dtype in itertools.product([False, True], args.dtype)
+        }
+        memory = {case: peak_memory(fn, device) for case, fn in cases.items()}
+        seconds = time_interleaved(cases, repeats, device)
+        for (checkpointing, dtype), time_s in seconds.items():
+            estimate = (
+                estimate_activation_memory(
+                    config,
+                    num_frames,
+                    args.batch_size,
+                    DTYPES[dtype],
+                    model.config._attn_implementation,
+                    checkpointing,
+                )
+                if dtype == "fp32"
+                else None
+            )
+            rows.append(
+                {
+                    "frames": num_frames,
+                    "checkpointing": checkpointing,
+                    "dtype": dtype,
+                    "s/step": time_s,
+                    "clips/s": args.batch_size / time_s,
+                    "slowdown vs no ckpt": time_s / seconds[(False, dtype)],
+                    "peak MiB": memory[(checkpointing, dtype)] / MIB,
+                    "of which grads MiB": sum(p.numel() * p.element_size() for p in model.parameters()) / MIB,
+                    "activation estimate MiB": "n/a (autocast)" if estimate is None else estimate / MIB,
+                }
+            )
+            print(rows[-1], flush=True)
+    print_table(rows, f"Training step, {args.preset}, batch {args.batch_size} (median of {repeats})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""Zero-shot evaluation of any EVA02-AT checkpoint: EK-100 MIR, EgoMCQ and Charades-Ego (EVA02-AT Tables II-III).
+
+Each benchmark runs when its folders are given; results go to ``<output_dir>/zero_shot.json`` and stdout.
+
+    accelerate launch examples/evaluate_zeroshot.py --model eva02at-b --output_dir out \
+        --ek100_dir retrieval_annotations --ek100_videos EK100_chunked --ek100_chunk_len 15 \
+        --egomcq_dir egovlp_annotations --egomcq_videos ego4d_chunked --egomcq_chunk_len 300 \
+        --charades_dir CharadesEgo --charades_videos CharadesEgo_v1_480
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+
+from transformers import HfArgumentParser
+
+from eva02at_hf.data import charades_ego_class_names, load_charades_ego, load_egomcq
+from eva02at_hf.training import (
+    EK100Split,
+    TrainingConfig,
+    build_accelerator,
+    evaluate_charades_ego,
+    evaluate_egomcq,
+    evaluate_ek100_mir,
+    load_model_and_processor,
+)
+
+
+@dataclass
+class ZeroShotArguments:
+    output_dir: str = field(metadata={"help": "Where zero_shot.json and the relevancy cache go."})
+    model: str | None = field(default=None, metadata={"help": "Converted / saved EVA02-AT folder."})
+    preset: str = field(
+        default="eva02at-tiny", metadata={"help": "Random-init preset when --model is unset."}
+    )
+    num_frames: int = field(
+        default=16, metadata={"help": "Frames per clip (EgoMCQ: 4 in the paper's setup)."}
+    )
+    egomcq_num_frames: int = field(default=4, metadata={"help": "Frames per EgoMCQ clip."})
+    batch_size: int = field(default=32, metadata={"help": "Clips per process per batch."})
+    num_workers: int = field(default=2, metadata={"help": "DataLoader workers."})
+    mixed_precision: str = field(default="no", metadata={"help": "'no', 'fp16' or 'bf16'."})
+    ek100_dir: str | None = field(default=None, metadata={"help": "EK-100 retrieval annotation folder."})
+    ek100_videos: str | None = field(default=None, metadata={"help": "EK-100 video folder."})
+    ek100_chunk_len: float | None = field(default=None, metadata={"help": "EK-100 chunk seconds."})
+    egomcq_dir: str | None = field(default=None, metadata={"help": "Folder with egomcq.json."})
+    egomcq_videos: str | None = field(default=None, metadata={"help": "Ego4D video folder."})
+    egomcq_chunk_len: float | None = field(default=None, metadata={"help": "Ego4D chunk seconds."})
+    charades_dir: str | None = field(default=None, metadata={"help": "Charades-Ego annotation folder."})
+    charades_videos: str | None = field(default=None, metadata={"help": "Charades-Ego video folder."})
+
+
+def main(argv: list[str] | None = None) -> dict:
+    (args,) = HfArgumentParser(ZeroShotArguments).parse_args_into_dataclasses(argv)
+    config = TrainingConfig(
+        output_dir=args.output_dir, mixed_precision=args.mixed_precision, report_to="none"
+    )
+    accelerator = build_accelerator(config)
+    model, processor = load_model_and_processor(args.model, args.preset)
+    model.to(accelerator.device)
+    results: dict[str, dict] = {}
+    if args.ek100_dir:
+        with accelerator.main_process_first():
+            test = EK100Split(
+                args.ek100_dir,
+                args.ek100_videos,
+                "test",
+                os.path.join(args.output_dir, "cache"),
+                chunk_len=args.ek100_chunk_len,
+            )
+        results["ek100_mir"] = evaluate_ek100_mir(
+            model,
+            processor,
+            test.clips,
+            test.sentences,
+            test.relevancy,
+            accelerator,
+            args.num_frames,
+            args.batch_size,
+            args.num_workers,
+        )
+    if args.egomcq_dir:
+        with accelerator.main_process_first():
+            questions = load_egomcq(args.egomcq_dir, args.egomcq_videos, chunk_len=args.egomcq_chunk_len)
+        results["egomcq"] = evaluate_egomcq(
+            model, processor, questions, accelerator, args.egomcq_num_frames, num_workers=args.num_workers
+        )
+    if args.charades_dir:
+        with accelerator.main_process_first():
+            videos = load_charades_ego(args.charades_dir, args.charades_videos, "test", trimmed=False)
+        results["charades_ego"] = evaluate_charades_ego(
+            model,
+            processor,
+            videos,
+            charades_ego_class_names(args.charades_dir),
+            accelerator,
+            args.num_frames,
+            args.batch_size,
+            args.num_workers,
+        )
+    if not results:
+        raise ValueError("give at least one of --ek100_dir, --egomcq_dir, --charades_dir")
+    if accelerator.is_main_process:
+        os.makedirs(args.output_dir, exist_ok=True)
+        with open(os.path.join(args.output_dir, "zero_shot.json"), "w") as handle:
+            json.dump(results, handle, indent=2)
+        print(json.dumps(results, indent=2))
+    return results
+
+
+if __name__ == "__main__":
+    main()

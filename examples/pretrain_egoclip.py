@@ -1,0 +1,96 @@
+"""Pre-train EVA02-AT on EgoClip (Ego4D) with the bi-directional InfoNCE loss (EVA02-AT Sec. V-A).
+
+Recipe defaults: InfoNCE at temperature 0.05, 4 frames per clip, AdamW at a fixed 3e-5, 5 epochs, batch 256 per
+GPU (1024 in total on 4 GPUs), initialised from an EVA02-CLIP image checkpoint converted by
+``conversion/convert_eva02_clip.py``. EgoMCQ is evaluated at the end (and every ``--eval_every_epochs``) when
+``--egomcq_dir`` is given.
+
+    accelerate launch examples/pretrain_egoclip.py --data_dir egovlp_annotations --video_root ego4d_chunked \
+        --chunk_len 300 --model eva02-clip-b16-converted --output_dir out
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from transformers import HfArgumentParser
+
+from eva02at_hf.data import load_egoclip, load_egomcq
+from eva02at_hf.training import (
+    ClipTextDataset,
+    RetrievalObjective,
+    Trainer,
+    TrainingCollator,
+    TrainingConfig,
+    build_accelerator,
+    build_loss,
+    evaluate_egomcq,
+    load_model_and_processor,
+)
+
+
+@dataclass
+class PretrainConfig(TrainingConfig):
+    num_epochs: int = 5
+    batch_size: int = 256
+    learning_rate: float = 3e-5
+    lr_schedule: str = "constant"
+    warmup_epochs: float = 0.0
+    eval_every_epochs: int = 1
+    metric_for_best: str = "intra_video_accuracy"
+
+
+@dataclass
+class EgoClipArguments:
+    data_dir: str = field(metadata={"help": "Folder with egoclip.csv (and egomcq.json)."})
+    video_root: str = field(metadata={"help": "Folder of the Ego4D videos (raw or pre-chunked)."})
+    chunk_len: float | None = field(default=None, metadata={"help": "Chunk seconds of a pre-chunked layout."})
+    egomcq_dir: str | None = field(default=None, metadata={"help": "Folder with egomcq.json (evaluation)."})
+    model: str | None = field(
+        default=None, metadata={"help": "Converted EVA02-CLIP / saved EVA02-AT folder."}
+    )
+    preset: str = field(
+        default="eva02at-tiny", metadata={"help": "Random-init preset when --model is unset."}
+    )
+    num_frames: int = field(default=4, metadata={"help": "Frames per clip."})
+    temperature: float = field(default=0.05, metadata={"help": "InfoNCE temperature."})
+
+
+def main(argv: list[str] | None = None) -> dict:
+    script, config = HfArgumentParser((EgoClipArguments, PretrainConfig)).parse_args_into_dataclasses(argv)
+    accelerator = build_accelerator(config)
+    with accelerator.main_process_first():
+        clips = load_egoclip(script.data_dir, script.video_root, chunk_len=script.chunk_len)
+        questions = (
+            load_egomcq(script.egomcq_dir, script.video_root, chunk_len=script.chunk_len)
+            if script.egomcq_dir
+            else None
+        )
+    model, processor = load_model_and_processor(script.model, script.preset, num_frames=script.num_frames)
+    evaluate = None
+    if questions is not None:
+
+        def evaluate(network, acc):
+            return evaluate_egomcq(
+                network, processor, questions, acc, script.num_frames, num_workers=config.num_workers
+            )
+
+    dataset = ClipTextDataset(clips, clips["narration"], np.arange(len(clips)), seed=config.seed)
+    collator = TrainingCollator(processor, script.num_frames, "segment_random", keep_columns=("clip_index",))
+    objective = RetrievalObjective(build_loss("infonce", temperature=script.temperature))
+    trainer = Trainer(
+        config, model, processor, dataset, collator, objective, evaluate, accelerator=accelerator
+    )
+    results = {"world_size": accelerator.num_processes, "args": asdict(script), **trainer.train()}
+    results["num_skipped_clips"] = collator.num_skipped
+    if accelerator.is_main_process:
+        with open(os.path.join(config.output_dir, "results.json"), "w") as handle:
+            json.dump(results, handle, indent=2)
+    return results
+
+
+if __name__ == "__main__":
+    main()

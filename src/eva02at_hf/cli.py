@@ -1,0 +1,573 @@
+"""The `eva02at` command line: convert checkpoints, extract features, search them, evaluate, publish.
+
+    eva02at convert  --checkpoint eva02_clip.safetensors --output_dir eva02at-b
+    eva02at extract  --model eva02at-b --videos clips/ --texts captions.txt --output_dir features/
+    eva02at search   --features features/ --query "open the fridge" --top_k 5 --show top.png
+    eva02at eval     ek100_mir --model eva02at-b --data_dir annotations/ --video_root videos/
+    eva02at publish  --model_dir eva02at-b --repo_id me/eva02at-b --results model_cards/eva02at-b.json
+
+Exit codes (stable, for scripts): 0 success; 1 runtime failure; 2 usage error (bad arguments, missing input
+files, an output folder holding features made with other settings); 3 partial success (finished, but some
+inputs could not be decoded: see the listed failures); 130 interrupted (Ctrl-C; `extract` resumes on rerun).
+Also runnable as ``python -m eva02at_hf.cli``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_PARTIAL = 3
+EXIT_INTERRUPTED = 130
+
+EXIT_CODES_HELP = (
+    "exit codes: 0 success, 1 runtime failure, 2 usage error (bad arguments / missing inputs), "
+    "3 partial success (some inputs failed), 130 interrupted"
+)
+
+
+class UsageError(Exception):
+    """Bad arguments or missing input files: reported on stderr with exit code 2."""
+
+
+def _existing_file(path: str | None, flag: str) -> Path:
+    if path is None or not Path(path).is_file():
+        raise UsageError(f"{flag}: file not found: {path}")
+    return Path(path)
+
+
+def _existing_dir(path: str | None, flag: str) -> Path:
+    if path is None or not Path(path).is_dir():
+        raise UsageError(f"{flag}: folder not found: {path}")
+    return Path(path)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _write_json(path: str | None, payload: Any) -> None:
+    if path is None:
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(payload, indent=2), encoding="utf-8")
+
+
+def _load_model(model: str, device: str = "cpu", dtype: str = "float32") -> tuple[Any, Any]:
+    """(model on ``device`` in ``dtype``, processor) from a saved / converted folder."""
+    import torch
+
+    from .training.models import load_model_and_processor
+
+    _existing_dir(model, "--model")
+    network, processor = load_model_and_processor(model)
+    return network.to(device=device, dtype=getattr(torch, dtype)).eval(), processor
+
+
+# --------------------------------------------------------------------------------------------------- convert
+
+
+def preset_for(config: Any) -> str:
+    """The processor preset of a converted model: L for a 1024-wide vision tower, else B."""
+    return "eva02at-l" if config.vision_config.hidden_size >= 1024 else "eva02at-b"
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    from .conversion import convert_checkpoint, load_checkpoint
+    from .processing_eva02at import EVA02ATProcessor
+
+    checkpoint = _existing_file(args.checkpoint, "--checkpoint")
+    if args.results and not args.push_to_hub:
+        raise UsageError("--results is only used with --push_to_hub (it fills the model card)")
+    overrides = {}
+    if args.temporal_position_encoding:
+        overrides["vision_config"] = {"temporal_position_encoding": args.temporal_position_encoding}
+    model = convert_checkpoint(
+        load_checkpoint(checkpoint),
+        num_frames=args.num_frames,
+        projection_dim=args.projection_dim,
+        **overrides,
+    )
+    model.save_pretrained(args.output_dir)
+    saved = ["model"]
+    if args.processor:
+        size = model.config.vision_config.image_size
+        EVA02ATProcessor.from_preset(
+            preset_for(model.config),
+            num_frames=args.num_frames,
+            size={"shortest_edge": size},
+            crop_size={"height": size, "width": size},
+        ).save_pretrained(args.output_dir)
+        saved.append("processor")
+    print(f"saved {' + '.join(saved)} to {args.output_dir}")
+    if args.push_to_hub:
+        _publish(args.output_dir, args.push_to_hub, args.results, None, args.private, None, args.token, False)
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------------------------------- extract
+
+
+def run_extract(args: argparse.Namespace) -> int:
+    from .features import FeatureExtractor, FingerprintMismatchError, read_text_list, read_video_list
+
+    if args.videos is None and args.texts is None:
+        raise UsageError("give --videos (a folder or a CSV list) and/or --texts (a file, one text per line)")
+    if args.videos is not None and not Path(args.videos).exists():
+        raise UsageError(f"--videos: not found: {args.videos}")
+    try:
+        videos = read_video_list(args.videos) if args.videos else []
+        texts = read_text_list(_existing_file(args.texts, "--texts")) if args.texts else []
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    model, processor = _load_model(args.model, args.device, args.dtype)
+    extractor = FeatureExtractor(
+        model,
+        processor,
+        num_frames=args.num_frames or model.config.vision_config.num_frames,
+        batch_size=args.batch_size,
+        shard_size=args.shard_size,
+        num_workers=args.num_workers,
+        progress=not args.no_progress,
+    )
+    try:
+        result = extractor.run(
+            args.output_dir, videos, texts, model_name=os.path.abspath(args.model), overwrite=args.overwrite
+        )
+    except FingerprintMismatchError as err:
+        raise UsageError(str(err)) from None
+    computed = sum(len(v) for v in result.computed_shards.values())
+    reused = sum(len(v) for v in result.reused_shards.values())
+    print(
+        f"embedded {len(videos) - len(result.failed)}/{len(videos)} videos and {len(texts)} texts into "
+        f"{args.output_dir} ({computed} shards computed, {reused} reused from an earlier run)"
+    )
+    if result.failed:
+        print(f"{len(result.failed)} videos could not be decoded (listed in failed.json):", file=sys.stderr)
+        for failure in result.failed[:20]:
+            print(f"  {failure['id']}: {failure['error']}", file=sys.stderr)
+        return EXIT_PARTIAL
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------------- search
+
+
+def _query_texts(args: argparse.Namespace) -> list[str]:
+    texts = list(args.query or [])
+    if args.query_file:
+        from .features import read_text_list
+
+        texts += read_text_list(_existing_file(args.query_file, "--query-file"))
+    return texts
+
+
+def run_search(args: argparse.Namespace) -> int:
+    import torch
+
+    from .features import VideoItem, load_features, read_manifest
+    from .search import faiss_available, search
+
+    features_dir = _existing_dir(args.features, "--features")
+    try:
+        manifest = read_manifest(features_dir)
+    except FileNotFoundError as err:
+        raise UsageError(f"--features: {err}") from None
+    texts = _query_texts(args)
+    if bool(texts) == bool(args.query_video):
+        raise UsageError("give text queries (--query / --query-file) or --query-video, not both or neither")
+    if args.index == "faiss" and not faiss_available():
+        raise UsageError("--index faiss needs FAISS: pip install faiss-cpu (or eva02at-hf[search])")
+    if args.show and not texts:
+        raise UsageError("--show renders video hits: use it with text queries (--query / --query-file)")
+    try:
+        corpus = load_features(features_dir, "video" if texts else "text")
+    except FileNotFoundError as err:
+        raise UsageError(f"--features: {err}") from None
+    model_path = args.model or manifest.get("model_name")
+    loaded: list[Any] = []
+
+    def model_and_processor() -> tuple[Any, Any]:
+        if not loaded:
+            if not model_path:
+                raise UsageError("embedding the queries needs a model: pass --model")
+            loaded.extend(_load_model(model_path))
+        return loaded[0], loaded[1]
+
+    if texts:
+        kind = "video"
+        model, processor = model_and_processor()
+        with torch.no_grad():
+            tokens = processor(text=texts, return_tensors="pt")
+            queries = model.get_text_features(tokens["input_ids"], tokens["attention_mask"]).float()
+        labels = texts
+    else:
+        kind = "text"
+        videos = load_features(features_dir, "video") if (features_dir / "videos.parquet").is_file() else None
+        rows, labels = [], []
+        for query in args.query_video:
+            if videos is not None and query in videos.ids:
+                rows.append(videos.embeddings[videos.ids.index(query)])
+            elif Path(query).is_file():
+                from .features import FeatureExtractor
+
+                model, processor = model_and_processor()
+                extractor = FeatureExtractor(
+                    model, processor, model.config.vision_config.num_frames, progress=False
+                )
+                embedding, _, failures = extractor.embed_videos([VideoItem(query, query)], [0])
+                if failures:
+                    raise UsageError(f"--query-video: {failures[0]['error']}")
+                rows.append(embedding[0])
+            else:
+                raise UsageError(
+                    f"--query-video: {query!r} is neither an extracted video id nor a video file"
+                )
+            labels.append(query)
+        queries = torch.stack(rows)
+    if len(corpus.table) == 0:
+        raise UsageError(f"--features: {features_dir} holds no {kind} embeddings to search")
+    scores, indices = search(queries, corpus.embeddings, args.top_k, backend=args.index)
+    report = []
+    for label, row_scores, row_indices in zip(labels, scores.tolist(), indices.tolist(), strict=True):
+        hits = []
+        for score, index in zip(row_scores, row_indices, strict=True):
+            record = corpus.table.iloc[index]
+            hit = {"score": score, "id": record["id"]}
+            if kind == "video":
+                hit |= {
+                    "path": record["path"],
+                    "start": _nan_to_none(record["start"]),
+                    "end": _nan_to_none(record["end"]),
+                }
+            else:
+                hit["text"] = record["text"]
+            hits.append(hit)
+        report.append({"query": label, "hits": hits})
+    _print_report(report, kind)
+    _write_json(args.output, report)
+    if args.show:
+        _show(report, args.show, args.show_frames)
+    return EXIT_OK
+
+
+def _nan_to_none(value: Any) -> float | None:
+    return None if value is None or value != value else float(value)
+
+
+def _print_report(report: list[dict[str, Any]], kind: str) -> None:
+    for entry in report:
+        print(f"query: {entry['query']}")
+        for rank, hit in enumerate(entry["hits"], start=1):
+            where = hit["text"] if kind == "text" else hit["id"]
+            window = ""
+            if kind == "video" and (hit["start"] is not None or hit["end"] is not None):
+                window = f"  [{hit['start']}, {hit['end']}] s"
+            print(f"  {rank:3d}. {hit['score']:.4f}  {where}{window}")
+
+
+def _show(report: list[dict[str, Any]], path: str, num_frames: int) -> None:
+    from .contact_sheet import Hit, SheetLayout, render_contact_sheet
+
+    sections = [
+        (
+            entry["query"],
+            [Hit(h["path"], h["start"], h["end"], h["score"], h["id"]) for h in entry["hits"]],
+        )
+        for entry in report
+    ]
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    render_contact_sheet(sections, SheetLayout(num_frames=num_frames)).save(path)
+    print(f"contact sheet written to {path}")
+
+
+# ------------------------------------------------------------------------------------------------------ eval
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from accelerate import Accelerator
+
+    from . import data
+    from .training import EK100Split, evaluate_charades_ego, evaluate_egomcq, evaluate_ek100_mir
+
+    data_dir = _existing_dir(args.data_dir, "--data_dir")
+    video_root = _existing_dir(args.video_root, "--video_root")
+    model, processor = _load_model(args.model, args.device)
+    num_frames = args.num_frames or model.config.vision_config.num_frames
+    accelerator = Accelerator(cpu=args.device == "cpu")
+    cache_dir = args.cache_dir or os.path.join(tempfile.gettempdir(), "eva02at-eval-cache")
+    builder_kwargs: dict[str, Any] = {"chunk_len": args.chunk_len}
+    common = {"num_frames": num_frames, "batch_size": args.batch_size, "num_workers": args.num_workers}
+    extra: dict[str, Any] = {}
+    try:
+        if args.benchmark == "ek100_mir":
+            split = args.split or "test"
+            ek100 = EK100Split(
+                data_dir, video_root, split, cache_dir, datasets_cache_dir=cache_dir, **builder_kwargs
+            )
+            metrics = evaluate_ek100_mir(
+                model, processor, ek100.clips, ek100.sentences, ek100.relevancy, accelerator, **common
+            )
+            extra = {"num_clips": len(ek100.clips), "num_sentences": len(ek100.sentences)}
+        elif args.benchmark == "egomcq":
+            split = "validation"
+            questions = data.load_egomcq(data_dir, video_root, cache_dir=cache_dir, **builder_kwargs)
+            metrics = evaluate_egomcq(model, processor, questions, accelerator, **common)
+            extra = {"num_questions": len(questions), "num_skipped": metrics.pop("num_skipped")}
+        else:
+            split = args.split or "test"
+            videos = data.load_charades_ego(
+                data_dir, video_root, split, cache_dir=cache_dir, **builder_kwargs
+            )
+            class_names = data.charades_ego_class_names(data_dir)
+            metrics = evaluate_charades_ego(model, processor, videos, class_names, accelerator, **common)
+            extra = {"num_videos": len(videos)}
+    except (FileNotFoundError, data.BadRowError) as err:
+        raise UsageError(str(err)) from None
+    result = {
+        "model_name": Path(args.model).name,
+        "source": {"name": f"eva02at eval on {data_dir}", "url": None, "reproduced": True},
+        "results": [
+            {"benchmark": args.benchmark, "setting": "zero-shot", "split": split, "metrics": metrics, **extra}
+        ],
+    }
+    print(f"{args.benchmark} ({split}, {num_frames} frames):")
+    for key, value in metrics.items():
+        print(f"  {key:>22s}: {value:.2f}")
+    for key, value in extra.items():
+        print(f"  {key:>22s}: {value}")
+    _write_json(args.output, result)
+    return EXIT_PARTIAL if extra.get("num_skipped") else EXIT_OK
+
+
+# --------------------------------------------------------------------------------------------------- publish
+
+
+def _publish(
+    model_dir: str,
+    repo_id: str,
+    results_path: str | None,
+    template: str | None,
+    private: bool,
+    revision: str | None,
+    token: str | None,
+    dry_run: bool,
+    staging_dir: str | None = None,
+) -> None:
+    from .configuration_eva02at import EVA02ATConfig
+    from .hub import load_results, publish, render_model_card, stage_for_hub
+
+    model_path = _existing_dir(model_dir, "--model_dir")
+    try:
+        results = load_results(_existing_file(results_path, "--results")) if results_path else None
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    if template is not None:
+        _existing_file(template, "--template")
+    config = EVA02ATConfig.from_pretrained(model_path)
+    card = render_model_card(config, results, repo_id, template)
+    with tempfile.TemporaryDirectory() as tmp:
+        staging = staging_dir or tmp
+        if dry_run:
+            files = stage_for_hub(model_path, staging, card)
+            print(f"dry run: would upload to {repo_id}:")
+            for name in files:
+                print(f"  {name}")
+            return
+        commit = publish(model_path, repo_id, card, staging, private=private, revision=revision, token=token)
+        print(f"uploaded to {getattr(commit, 'commit_url', repo_id)}")
+
+
+def run_publish(args: argparse.Namespace) -> int:
+    if args.staging_dir and not args.dry_run:
+        raise UsageError("--staging_dir is only used with --dry_run")
+    _publish(
+        args.model_dir,
+        args.repo_id,
+        args.results,
+        args.template,
+        args.private,
+        args.revision,
+        args.token,
+        args.dry_run,
+        args.staging_dir,
+    )
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------------- parser
+
+
+def _add_hub_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--results", help="results JSON for the model card (e.g. model_cards/eva02at-b.json)")
+    parser.add_argument("--private", action="store_true", help="create the Hub repository as private")
+    parser.add_argument("--token", help="Hub token (default: the logged-in one)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .configuration_eva02at import TEMPORAL_POSITION_ENCODINGS
+
+    parser = argparse.ArgumentParser(
+        prog="eva02at",
+        description="EVA02-AT egocentric video-language model: convert, extract, search, eval, publish.",
+        epilog=EXIT_CODES_HELP,
+    )
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of runtime failures")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    convert = commands.add_parser(
+        "convert",
+        help="convert an EVA02-CLIP checkpoint (timm / open_clip / EVA-CLIP) into an EVA02-AT folder",
+        description="Convert an EVA02-CLIP checkpoint into an EVA02-AT model folder (AutoModel-loadable).",
+        epilog=EXIT_CODES_HELP,
+    )
+    convert.add_argument("--checkpoint", required=True, help=".safetensors / .bin / .pt / .pth state dict")
+    convert.add_argument("--output_dir", required=True, help="folder to write the model (and processor) to")
+    convert.add_argument("--num_frames", type=_positive_int, default=16, help="frames P_t is sized for")
+    convert.add_argument(
+        "--projection_dim",
+        type=_positive_int,
+        help="new random projections of this size (default: keep CLIP's)",
+    )
+    convert.add_argument("--temporal_position_encoding", choices=TEMPORAL_POSITION_ENCODINGS)
+    convert.add_argument(
+        "--processor",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also save the default processor for the model size (default: yes)",
+    )
+    convert.add_argument("--push_to_hub", metavar="REPO_ID", help="then publish model + processor + card")
+    _add_hub_arguments(convert)
+    convert.set_defaults(func=run_convert)
+
+    extract = commands.add_parser(
+        "extract",
+        help="embed videos and texts into resumable safetensors shards",
+        description=(
+            "Embed a folder or CSV list of videos (columns path[,start,end][,id]) and/or a text file (one text per "
+            "line) into safetensors shards with parquet indexes. Rerunning the same command resumes after an "
+            "interruption; undecodable videos are listed in failed.json (exit code 3)."
+        ),
+        epilog=EXIT_CODES_HELP,
+    )
+    extract.add_argument("--model", required=True, help="a saved / converted EVA02-AT folder")
+    extract.add_argument("--videos", help="folder of videos, or CSV with columns path[,start,end][,id]")
+    extract.add_argument("--texts", help="text file, one text per line")
+    extract.add_argument("--output_dir", required=True, help="where shards, indexes and manifest go")
+    extract.add_argument("--num_frames", type=_positive_int, help="frames per clip (default: the model's)")
+    extract.add_argument("--batch_size", type=_positive_int, default=16)
+    extract.add_argument("--shard_size", type=_positive_int, default=1024, help="inputs per shard file")
+    extract.add_argument("--num_workers", type=int, default=0, help="video decoding worker processes")
+    extract.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    extract.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
+    extract.add_argument("--overwrite", action="store_true", help="recompute if settings changed")
+    extract.add_argument("--no_progress", action="store_true", help="hide the progress bars")
+    extract.set_defaults(func=run_extract)
+
+    search = commands.add_parser(
+        "search",
+        help="text-to-video / video-to-text search over extracted features",
+        description=(
+            "Search extracted features: text queries (--query / --query-file) rank the videos, --query-video "
+            "(an extracted video id or a video file) ranks the texts."
+        ),
+        epilog=EXIT_CODES_HELP,
+    )
+    search.add_argument("--features", required=True, help="an `eva02at extract` output folder")
+    search.add_argument("--query", action="append", help="a text query (repeatable)")
+    search.add_argument("--query-file", "--query_file", dest="query_file", help="text queries, one per line")
+    search.add_argument(
+        "--query-video", "--query_video", dest="query_video", action="append", help="video query"
+    )
+    search.add_argument("--top_k", "--top-k", dest="top_k", type=_positive_int, default=5)
+    search.add_argument(
+        "--index", choices=("exact", "faiss"), default="exact", help="exact torch top-k or FAISS"
+    )
+    search.add_argument("--model", help="model to embed the queries (default: the one used by extract)")
+    search.add_argument("--show", metavar="PNG", help="render the video hits as a contact sheet")
+    search.add_argument("--show_frames", type=_positive_int, default=6, help="frames per row of the sheet")
+    search.add_argument("--output", help="write the hits as JSON")
+    search.set_defaults(func=run_search)
+
+    evaluate = commands.add_parser(
+        "eval",
+        help="zero-shot evaluation on EK-100 MIR, EgoMCQ or Charades-Ego",
+        description="Zero-shot evaluation; prints the metrics (percent) and writes them as a results JSON.",
+        epilog=EXIT_CODES_HELP,
+    )
+    evaluate.add_argument("benchmark", choices=("ek100_mir", "egomcq", "charades_ego"))
+    evaluate.add_argument("--model", required=True, help="a saved / converted EVA02-AT folder")
+    evaluate.add_argument("--data_dir", required=True, help="folder of the benchmark's annotation files")
+    evaluate.add_argument("--video_root", required=True, help="folder of the videos")
+    evaluate.add_argument(
+        "--split", choices=("train", "test"), help="EK-100 / Charades-Ego split (default test)"
+    )
+    evaluate.add_argument("--chunk_len", type=float, help="seconds per chunk of a pre-chunked video layout")
+    evaluate.add_argument("--num_frames", type=_positive_int, help="frames per clip (default: the model's)")
+    evaluate.add_argument("--batch_size", type=_positive_int, default=16)
+    evaluate.add_argument("--num_workers", type=int, default=0)
+    evaluate.add_argument("--device", default="cpu")
+    evaluate.add_argument(
+        "--cache_dir", help="datasets / relevancy cache (default: a folder in the temp dir)"
+    )
+    evaluate.add_argument("--output", help="write the results JSON here (usable by `publish --results`)")
+    evaluate.set_defaults(func=run_eval)
+
+    publish = commands.add_parser(
+        "publish",
+        help="push model + processor + model card to the Hub in one commit",
+        description=(
+            "Upload a model folder to the Hub with its processor, remote code (auto_map, for trust_remote_code) "
+            "and a model card rendered from model_cards/template.md and a results JSON."
+        ),
+        epilog=EXIT_CODES_HELP,
+    )
+    publish.add_argument(
+        "--model_dir", required=True, help="a saved / converted EVA02-AT folder with processor"
+    )
+    publish.add_argument("--repo_id", required=True, help="Hub repository, e.g. me/eva02at-b")
+    publish.add_argument("--template", help="Jinja model-card template (default: model_cards/template.md)")
+    publish.add_argument("--revision", help="branch to commit to")
+    publish.add_argument("--dry_run", action="store_true", help="stage and list the files, upload nothing")
+    publish.add_argument("--staging_dir", help="with --dry_run: keep the staged files here")
+    _add_hub_arguments(publish)
+    publish.set_defaults(func=run_publish)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI on ``argv`` (default: ``sys.argv[1:]``) and return the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return EXIT_USAGE if exit_.code not in (0, None) else EXIT_OK
+    try:
+        return args.func(args)
+    except UsageError as err:
+        print(f"eva02at {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        hint = " (rerun the same command to resume)" if args.command == "extract" else ""
+        print(f"eva02at {args.command}: interrupted{hint}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as err:
+        if args.debug:
+            raise
+        print(f"eva02at {args.command}: error: {type(err).__name__}: {err}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

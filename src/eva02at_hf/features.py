@@ -1,0 +1,455 @@
+"""Batched, resumable feature extraction: videos (with optional windows) and texts -> safetensors shards.
+
+Layout of an output folder ``DIR``::
+
+    DIR/manifest.json                 settings fingerprint + the shards already written (rewritten atomically)
+    DIR/video-00000.safetensors       ``embeddings`` (n, D) float32 and ``indices`` (n,) int64: input rows
+    DIR/text-00000.safetensors        same for the texts
+    DIR/videos.parquet                one row per input video: id, path, start, end, status, shard, row, error
+    DIR/texts.parquet                 one row per text: id, text, shard, row
+    DIR/failed.json                   the videos that could not be decoded (id, path, window, error)
+
+Each shard is written to a temporary file and renamed into place, then recorded in the manifest, so an
+interrupted run leaves only complete shards behind; a rerun skips them. A rerun whose settings (model weights,
+processor, frame count, inputs, shard size) differ from the manifest's is refused with `FingerprintMismatchError`.
+Videos that cannot be decoded are listed (``status = "failed"``) and never stop the run.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from safetensors.torch import load_file, save_file
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from .video_io import VideoDecodeError, read_clip
+
+logger = logging.getLogger(__name__)
+
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v")
+MANIFEST = "manifest.json"
+FAILED = "failed.json"
+INDEX_FILES = {"video": "videos.parquet", "text": "texts.parquet"}
+MANIFEST_VERSION = 1
+
+
+class FingerprintMismatchError(RuntimeError):
+    """An output folder holds shards made with other settings; names the settings that differ."""
+
+
+@dataclass(frozen=True)
+class VideoItem:
+    """One clip to embed: ``path`` and the window ``[start, end]`` in seconds (``None`` = file start / end)."""
+
+    id: str
+    path: str
+    start: float | None = None
+    end: float | None = None
+
+
+@dataclass
+class ExtractionResult:
+    """What `extract_features` did: shards computed in this run vs. reused from an earlier one, and failures."""
+
+    output_dir: str
+    computed_shards: dict[str, list[int]] = field(default_factory=lambda: {"video": [], "text": []})
+    reused_shards: dict[str, list[int]] = field(default_factory=lambda: {"video": [], "text": []})
+    failed: list[dict[str, Any]] = field(default_factory=list)
+    num_videos: int = 0
+    num_texts: int = 0
+
+
+def _optional_float(value: str | None, name: str, where: str) -> float | None:
+    if value is None or value.strip() == "":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"{where}: column {name!r} must be a number of seconds, got {value!r}") from None
+
+
+def read_video_list(source: str | os.PathLike) -> list[VideoItem]:
+    """Videos to embed from a folder (every video file below it, sorted, whole files) or a CSV file.
+
+    The CSV has a ``path`` column and optional ``start``, ``end`` (seconds) and ``id`` columns; relative paths
+    are resolved against the CSV's folder. Ids default to the path (relative to the folder / as written).
+    """
+    source = Path(source)
+    if source.is_dir():
+        files = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+        items = [VideoItem(id=p.relative_to(source).as_posix(), path=str(p)) for p in files]
+    elif source.is_file():
+        items = []
+        with open(source, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            if not reader.fieldnames or "path" not in reader.fieldnames:
+                raise ValueError(f"{source}: the CSV needs a 'path' column, found {reader.fieldnames}")
+            for line, row in enumerate(reader, start=2):
+                where = f"{source}:{line}"
+                path = (row.get("path") or "").strip()
+                if not path:
+                    raise ValueError(f"{where}: empty 'path'")
+                start = _optional_float(row.get("start"), "start", where)
+                end = _optional_float(row.get("end"), "end", where)
+                item_id = (row.get("id") or "").strip() or path
+                items.append(VideoItem(item_id, str(source.parent / path), start, end))
+    else:
+        raise FileNotFoundError(f"video source not found: {source} (expected a folder or a CSV file)")
+    ids = [item.id for item in items]
+    if len(set(ids)) != len(ids):
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        raise ValueError(f"{source}: duplicate video ids {duplicates[:10]}")
+    return items
+
+
+def read_text_list(path: str | os.PathLike) -> list[str]:
+    """Texts to embed: one per non-empty line of a UTF-8 file (surrounding whitespace stripped)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"text file not found: {path}")
+    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """BLAKE2b of every parameter and buffer (names, dtypes, shapes, bytes): identifies the weights exactly."""
+    digest = hashlib.blake2b(digest_size=16)
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _digest(value: Any) -> str:
+    return hashlib.blake2b(json.dumps(value, sort_keys=True).encode(), digest_size=16).hexdigest()
+
+
+def settings_fingerprint(
+    model: torch.nn.Module,
+    processor: Any,
+    videos: Sequence[VideoItem],
+    texts: Sequence[str],
+    num_frames: int,
+    shard_size: int,
+) -> dict[str, Any]:
+    """Everything that determines the shards' contents; a resume must match it exactly."""
+    return {
+        "weights": weights_digest(model),
+        "processor": _digest(processor.video_processor.to_dict()),
+        "num_frames": num_frames,
+        "shard_size": shard_size,
+        "videos": _digest([asdict(item) for item in videos]),
+        "texts": _digest(list(texts)),
+    }
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _atomic_save_shard(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file(tensors, str(tmp))
+    os.replace(tmp, path)
+
+
+def shard_name(kind: str, index: int) -> str:
+    return f"{kind}-{index:05d}.safetensors"
+
+
+class _VideoBatcher:
+    """``collate_fn``: a list of (input row, `VideoItem`) -> (pixel_values or None, kept rows, failures)."""
+
+    def __init__(self, processor: Any, num_frames: int) -> None:
+        self.processor = processor
+        self.num_frames = num_frames
+
+    def __call__(
+        self, batch: list[tuple[int, VideoItem]]
+    ) -> tuple[torch.Tensor | None, list[int], list[dict]]:
+        clips, kept, failures = [], [], []
+        for row, item in batch:
+            try:
+                clips.append(read_clip(item.path, item.start, item.end, self.num_frames))
+                kept.append(row)
+            except VideoDecodeError as err:
+                failures.append({**asdict(item), "row": row, "error": str(err)})
+        if not clips:
+            return None, kept, failures
+        pixel_values = self.processor(videos=clips, do_sample_frames=False, return_tensors="pt")[
+            "pixel_values"
+        ]
+        return pixel_values, kept, failures
+
+
+def _chunks(num_items: int, shard_size: int) -> Iterator[tuple[int, range]]:
+    for shard, first in enumerate(range(0, num_items, shard_size)):
+        yield shard, range(first, min(first + shard_size, num_items))
+
+
+class FeatureExtractor:
+    """Embeds videos and texts with an `EVA02ATForVideoTextRetrieval` into a resumable shard folder.
+
+    Args:
+        model: the retrieval model (its device and dtype are used as they are).
+        processor: an `EVA02ATProcessor`.
+        num_frames: frames sampled per clip (uniformly, one per segment).
+        batch_size: clips or texts per forward pass.
+        shard_size: inputs per shard file (the unit of resumption).
+        num_workers: `DataLoader` worker processes decoding videos.
+        progress: show tqdm progress bars.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        processor: Any,
+        num_frames: int = 16,
+        batch_size: int = 32,
+        shard_size: int = 1024,
+        num_workers: int = 0,
+        progress: bool = True,
+    ) -> None:
+        for name, value in (
+            ("num_frames", num_frames),
+            ("batch_size", batch_size),
+            ("shard_size", shard_size),
+        ):
+            if value < 1:
+                raise ValueError(f"`{name}` must be >= 1, got {value}")
+        self.model = model.eval()
+        self.processor = processor
+        self.num_frames = num_frames
+        self.batch_size = batch_size
+        self.shard_size = shard_size
+        self.num_workers = num_workers
+        self.progress = progress
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    @torch.no_grad()
+    def embed_videos(
+        self, items: Sequence[VideoItem], rows: Sequence[int]
+    ) -> tuple[torch.Tensor, list[int], list]:
+        """Embed ``items`` -> (embeddings (n, D) float32 of the decodable ones, their ``rows``, failures)."""
+        loader = DataLoader(
+            list(zip(rows, items, strict=True)),
+            batch_size=self.batch_size,
+            collate_fn=_VideoBatcher(self.processor, self.num_frames),
+            num_workers=self.num_workers,
+        )
+        embeddings, kept, failures = [], [], []
+        for pixel_values, batch_rows, batch_failures in loader:
+            failures.extend(batch_failures)
+            if pixel_values is None:
+                continue
+            pixel_values = pixel_values.to(self.device, self.dtype)
+            embeddings.append(self.model.get_video_features(pixel_values).float().cpu())
+            kept.extend(batch_rows)
+        dim = self.model.config.projection_dim
+        stacked = torch.cat(embeddings) if embeddings else torch.empty(0, dim)
+        return stacked, kept, failures
+
+    @torch.no_grad()
+    def embed_texts(self, texts: Sequence[str]) -> torch.Tensor:
+        """(n,) texts -> (n, D) float32 L2-normalised embeddings."""
+        embeddings = []
+        for first in range(0, len(texts), self.batch_size):
+            tokens = self.processor(text=list(texts[first : first + self.batch_size]), return_tensors="pt")
+            embeddings.append(
+                self.model.get_text_features(
+                    tokens["input_ids"].to(self.device), tokens["attention_mask"].to(self.device)
+                )
+                .float()
+                .cpu()
+            )
+        return torch.cat(embeddings) if embeddings else torch.empty(0, self.model.config.projection_dim)
+
+    def run(
+        self,
+        output_dir: str | os.PathLike,
+        videos: Sequence[VideoItem] = (),
+        texts: Sequence[str] = (),
+        model_name: str | None = None,
+        overwrite: bool = False,
+    ) -> ExtractionResult:
+        """Embed ``videos`` and ``texts`` into ``output_dir``, resuming from the shards already there.
+
+        Args:
+            model_name: recorded in the manifest (e.g. the model folder) so `search` can embed queries.
+            overwrite: discard an existing manifest with other settings instead of refusing to resume.
+
+        Raises:
+            FingerprintMismatchError: ``output_dir`` holds shards made with other settings.
+        """
+        out = Path(output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        fingerprint = settings_fingerprint(
+            self.model, self.processor, videos, texts, self.num_frames, self.shard_size
+        )
+        manifest = self._load_manifest(out, fingerprint, overwrite)
+        manifest["model_name"] = model_name
+        result = ExtractionResult(output_dir=str(out), num_videos=len(videos), num_texts=len(texts))
+        for kind, count in (("video", len(videos)), ("text", len(texts))):
+            done: dict[str, Any] = manifest["shards"][kind]
+            chunks = list(_chunks(count, self.shard_size))
+            bar = tqdm(total=count, desc=f"{kind}s", unit=kind, disable=not self.progress)
+            for shard, rows in chunks:
+                if str(shard) in done and (out / shard_name(kind, shard)).is_file():
+                    result.reused_shards[kind].append(shard)
+                    bar.update(len(rows))
+                    continue
+                if kind == "video":
+                    embeddings, kept, failures = self.embed_videos([videos[i] for i in rows], list(rows))
+                else:
+                    embeddings, kept, failures = self.embed_texts([texts[i] for i in rows]), list(rows), []
+                tensors = {
+                    "embeddings": embeddings.contiguous(),
+                    "indices": torch.tensor(kept, dtype=torch.int64),
+                }
+                _atomic_save_shard(out / shard_name(kind, shard), tensors)
+                done[str(shard)] = {"rows": len(rows), "failed": failures}
+                _atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1))
+                result.computed_shards[kind].append(shard)
+                bar.update(len(rows))
+            bar.close()
+        result.failed = [f for entry in manifest["shards"]["video"].values() for f in entry["failed"]]
+        result.failed.sort(key=lambda failure: failure["row"])
+        self._write_indexes(out, videos, texts, manifest, result.failed)
+        return result
+
+    def _load_manifest(self, out: Path, fingerprint: dict[str, Any], overwrite: bool) -> dict[str, Any]:
+        path = out / MANIFEST
+        fresh = {"version": MANIFEST_VERSION, "fingerprint": fingerprint, "shards": {"video": {}, "text": {}}}
+        if not path.is_file():
+            return fresh
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        if manifest.get("fingerprint") == fingerprint and manifest.get("version") == MANIFEST_VERSION:
+            return manifest
+        if not overwrite:
+            old = manifest.get("fingerprint", {})
+            differing = sorted(key for key in fingerprint if old.get(key) != fingerprint[key])
+            raise FingerprintMismatchError(
+                f"{out} holds features made with other settings (differing: {', '.join(differing)}); "
+                "use a new output folder or pass overwrite (--overwrite) to recompute everything."
+            )
+        for stale in [*out.glob("video-*.safetensors"), *out.glob("text-*.safetensors")]:
+            stale.unlink()
+        return fresh
+
+    def _write_indexes(
+        self,
+        out: Path,
+        videos: Sequence[VideoItem],
+        texts: Sequence[str],
+        manifest: dict[str, Any],
+        failed: list[dict],
+    ) -> None:
+        errors = {failure["row"]: failure["error"] for failure in failed}
+        placement: dict[str, dict[int, tuple[int, int]]] = {"video": {}, "text": {}}
+        for kind in placement:
+            for shard in sorted(int(s) for s in manifest["shards"][kind]):
+                indices = load_file(str(out / shard_name(kind, shard)))["indices"].tolist()
+                placement[kind].update({row: (shard, position) for position, row in enumerate(indices)})
+        video_table = pd.DataFrame(
+            {
+                "id": [item.id for item in videos],
+                "path": [item.path for item in videos],
+                "start": [item.start for item in videos],
+                "end": [item.end for item in videos],
+                "status": ["failed" if i in errors else "ok" for i in range(len(videos))],
+                "shard": [placement["video"].get(i, (-1, -1))[0] for i in range(len(videos))],
+                "row": [placement["video"].get(i, (-1, -1))[1] for i in range(len(videos))],
+                "error": [errors.get(i) for i in range(len(videos))],
+            }
+        )
+        text_table = pd.DataFrame(
+            {
+                "id": [f"text-{i}" for i in range(len(texts))],
+                "text": list(texts),
+                "shard": [placement["text"][i][0] for i in range(len(texts))],
+                "row": [placement["text"][i][1] for i in range(len(texts))],
+            }
+        )
+        for kind, table in (("video", video_table), ("text", text_table)):
+            tmp = out / f".{INDEX_FILES[kind]}.tmp"
+            table.to_parquet(tmp, index=False)
+            os.replace(tmp, out / INDEX_FILES[kind])
+        _atomic_write_text(out / FAILED, json.dumps(failed, indent=1))
+
+
+@dataclass
+class FeatureSet:
+    """Embeddings of one kind read back from an extraction folder: ``embeddings`` (N, D) row-aligned with
+    ``table`` (the index rows with ``status == "ok"``, in input order)."""
+
+    embeddings: torch.Tensor
+    table: pd.DataFrame
+
+    @property
+    def ids(self) -> list[str]:
+        return self.table["id"].tolist()
+
+
+def read_manifest(features_dir: str | os.PathLike) -> dict[str, Any]:
+    path = Path(features_dir) / MANIFEST
+    if not path.is_file():
+        raise FileNotFoundError(f"no {MANIFEST} in {features_dir}: not an `eva02at extract` output folder")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def load_features(features_dir: str | os.PathLike, kind: str) -> FeatureSet:
+    """Read the ``kind`` (``"video"`` or ``"text"``) embeddings of a finished extraction, in input order."""
+    if kind not in INDEX_FILES:
+        raise ValueError(f"`kind` must be 'video' or 'text', got {kind!r}")
+    folder = Path(features_dir)
+    read_manifest(folder)
+    index_path = folder / INDEX_FILES[kind]
+    if not index_path.is_file():
+        raise FileNotFoundError(
+            f"{index_path} is missing: the extraction in {folder} did not finish; rerun it"
+        )
+    table = pd.read_parquet(index_path)
+    if kind == "video":
+        table = table[table["status"] == "ok"]
+    shards = {
+        int(s): load_file(str(folder / shard_name(kind, int(s))))["embeddings"]
+        for s in table["shard"].unique()
+    }
+    if table.empty:
+        return FeatureSet(torch.empty(0, 0), table.reset_index(drop=True))
+    embeddings = torch.stack([shards[s][r] for s, r in zip(table["shard"], table["row"], strict=True)])
+    return FeatureSet(embeddings, table.reset_index(drop=True))
+
+
+__all__ = [
+    "ExtractionResult",
+    "FeatureExtractor",
+    "FeatureSet",
+    "FingerprintMismatchError",
+    "VideoItem",
+    "load_features",
+    "read_manifest",
+    "read_text_list",
+    "read_video_list",
+    "settings_fingerprint",
+    "weights_digest",
+]

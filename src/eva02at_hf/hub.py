@@ -1,0 +1,338 @@
+"""Hub model cards and publishing: render a card from a config and a results JSON, stage model + processor +
+card (with the remote code and `auto_map` entries that make `trust_remote_code=True` work) and upload them in
+one commit.
+
+Results JSON (``model_cards/eva02at-b.json`` is an example; ``eva02at eval --output`` writes the same shape)::
+
+    {"model_name": "EVA02-AT-B",
+     "base_model": "timm/eva02_base_patch16_clip_224.merged2b",                     (optional)
+     "source": {"name": "...", "url": "https://...", "reproduced": false},
+     "results": [{"benchmark": "ek100_mir" | "egomcq" | "charades_ego", "setting": "zero-shot",
+                  "pretraining": "EgoClip+", "table": "III",                        (optional)
+                  "metrics": {"mAP_v2t": 38.3, ...}}]}                              (keys of eva02at_hf.metrics)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from huggingface_hub import CommitOperationAdd, EvalResult, HfApi, ModelCard, ModelCardData
+
+from .configuration_eva02at import EVA02ATConfig
+from .modeling_eva02at import EVA02ATForVideoTextRetrieval
+from .processing_eva02at import CONTEXT_LENGTH, EVA02ATProcessor
+from .video_processing_eva02at import EVA02ATVideoProcessor
+
+DEFAULT_TEMPLATE = Path(__file__).resolve().parents[2] / "model_cards" / "template.md"
+PAPER_URL = "https://arxiv.org/abs/2506.14356"
+TAGS = ["video-text-retrieval", "egocentric", "eva02", "clip", "ego4d", "epic-kitchens", "eva02-at"]
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """How a benchmark appears on the Hub: task, dataset and the metrics (key -> (Hub metric type, name))."""
+
+    title: str
+    task_type: str
+    task_name: str
+    dataset_type: str
+    dataset_name: str
+    split: str
+    metrics: dict[str, tuple[str, str]]
+
+
+BENCHMARKS: dict[str, Benchmark] = {
+    "ek100_mir": Benchmark(
+        title="EPIC-KITCHENS-100 multi-instance retrieval (test split)",
+        task_type="video-text-retrieval",
+        task_name="Multi-instance video-text retrieval",
+        dataset_type="epic-kitchens-100-mir",
+        dataset_name="EPIC-KITCHENS-100 MIR",
+        split="test",
+        metrics={
+            "mAP_v2t": ("map", "mAP V→T"),
+            "mAP_t2v": ("map", "mAP T→V"),
+            "mAP_avg": ("map", "mAP avg"),
+            "nDCG_v2t": ("ndcg", "nDCG V→T"),
+            "nDCG_t2v": ("ndcg", "nDCG T→V"),
+            "nDCG_avg": ("ndcg", "nDCG avg"),
+        },
+    ),
+    "egomcq": Benchmark(
+        title="Ego4D EgoMCQ (validation)",
+        task_type="multiple-choice",
+        task_name="Video multiple-choice question answering",
+        dataset_type="ego4d-egomcq",
+        dataset_name="EgoMCQ",
+        split="validation",
+        metrics={
+            "inter_video_accuracy": ("accuracy", "Inter-video accuracy"),
+            "intra_video_accuracy": ("accuracy", "Intra-video accuracy"),
+        },
+    ),
+    "charades_ego": Benchmark(
+        title="Charades-Ego action recognition, video-to-text (test split)",
+        task_type="video-classification",
+        task_name="Action recognition",
+        dataset_type="charades-ego",
+        dataset_name="Charades-Ego",
+        split="test",
+        metrics={"mAP": ("map", "mAP")},
+    ),
+}
+
+
+def load_results(path: str | os.PathLike) -> dict[str, Any]:
+    """Read and check a results JSON (see the module docstring); errors name the file and the entry."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"results file not found: {path}")
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from None
+    check_results(results, str(path))
+    return results
+
+
+def check_results(results: dict[str, Any], where: str = "results") -> None:
+    """Raise ``ValueError`` naming the entry if ``results`` does not follow the results JSON schema."""
+    if not isinstance(results, dict) or not isinstance(results.get("results"), list):
+        raise ValueError(f"{where}: expected an object with a 'results' list")
+    for i, entry in enumerate(results["results"]):
+        benchmark = entry.get("benchmark")
+        if benchmark not in BENCHMARKS:
+            raise ValueError(
+                f"{where}: results[{i}].benchmark {benchmark!r} is not one of {sorted(BENCHMARKS)}"
+            )
+        metrics = entry.get("metrics")
+        if not isinstance(metrics, dict) or not metrics:
+            raise ValueError(f"{where}: results[{i}] has no 'metrics' object")
+        unknown = sorted(set(metrics) - set(BENCHMARKS[benchmark].metrics))
+        if unknown:
+            raise ValueError(
+                f"{where}: results[{i}] has metrics {unknown} unknown for {benchmark}; "
+                f"expected some of {list(BENCHMARKS[benchmark].metrics)}"
+            )
+        if not all(isinstance(v, (int, float)) for v in metrics.values()):
+            raise ValueError(f"{where}: results[{i}].metrics must be numbers")
+
+
+def _source(results: dict[str, Any]) -> dict[str, Any]:
+    return {"name": "eva02at-hf evaluation", "url": None, "reproduced": True, **results.get("source", {})}
+
+
+def eval_results(results: dict[str, Any]) -> list[EvalResult]:
+    """One Hub `EvalResult` per metric of every entry; the setting and pre-training data go into the dataset
+    name and config, the source (paper table or own evaluation) into ``source_name`` / ``source_url``."""
+    source = _source(results)
+    out = []
+    for entry in results["results"]:
+        benchmark = BENCHMARKS[entry["benchmark"]]
+        setting = ", ".join(part for part in (entry.get("setting"), _pretraining(entry)) if part) or "default"
+        table = f", Table {entry['table']}" if entry.get("table") else ""
+        for key, value in entry["metrics"].items():
+            metric_type, metric_name = benchmark.metrics[key]
+            out.append(
+                EvalResult(
+                    task_type=benchmark.task_type,
+                    task_name=benchmark.task_name,
+                    dataset_type=benchmark.dataset_type,
+                    dataset_name=f"{benchmark.dataset_name} ({setting})",
+                    dataset_config=setting,
+                    dataset_split=entry.get("split", benchmark.split),
+                    metric_type=metric_type,
+                    metric_name=metric_name,
+                    metric_value=float(value),
+                    verified=False,
+                    source_name=f"{source['name']}{table}" if source["url"] else None,
+                    source_url=source["url"],
+                )
+            )
+    return out
+
+
+def _pretraining(entry: dict[str, Any]) -> str | None:
+    return f"{entry['pretraining']} pre-training" if entry.get("pretraining") else None
+
+
+def results_tables(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Markdown-ready tables, one per benchmark present: ``title``, ``columns`` and ``rows``."""
+    source = _source(results)
+    tables = []
+    for key, benchmark in BENCHMARKS.items():
+        entries = [entry for entry in results["results"] if entry["benchmark"] == key]
+        if not entries:
+            continue
+        columns = [
+            name
+            for metric, (_, name) in benchmark.metrics.items()
+            if any(metric in e["metrics"] for e in entries)
+        ]
+        metric_keys = [metric for metric, (_, name) in benchmark.metrics.items() if name in columns]
+        rows = [
+            {
+                "setting": entry.get("setting", ""),
+                "pretraining": entry.get("pretraining", "–"),
+                "cells": [
+                    f"{entry['metrics'][m]:.1f}" if m in entry["metrics"] else "–" for m in metric_keys
+                ],
+                "source": f"paper, Table {entry['table']}" if entry.get("table") else source["name"],
+            }
+            for entry in entries
+        ]
+        tables.append({"title": benchmark.title, "columns": columns, "rows": rows})
+    return tables
+
+
+def parameter_counts(config: EVA02ATConfig) -> tuple[int, int]:
+    """(video tower + projection, text tower + projection) parameter counts, built on the meta device."""
+    with torch.device("meta"):
+        model = EVA02ATForVideoTextRetrieval(config)
+    vision = sum(p.numel() for n, p in model.named_parameters() if n.startswith(("vision_model.", "visual_")))
+    text = sum(
+        p.numel() for n, p in model.named_parameters() if n.startswith(("text_model.", "text_projection"))
+    )
+    return vision, text
+
+
+def _millions(count: int) -> str:
+    return f"{count / 1e6:.1f} M" if count >= 1e5 else f"{count / 1e3:.1f} K"
+
+
+def render_model_card(
+    config: EVA02ATConfig,
+    results: dict[str, Any] | None,
+    repo_id: str,
+    template_path: str | os.PathLike | None = None,
+) -> ModelCard:
+    """Fill the Jinja model-card template from ``config`` and ``results`` (a results JSON, or None).
+
+    The YAML header holds `ModelCardData` with the `model-index` built by `eval_results`.
+    """
+    template_path = Path(template_path or DEFAULT_TEMPLATE)
+    if not template_path.is_file():
+        raise FileNotFoundError(f"model card template not found: {template_path}")
+    results = results or {"results": []}
+    check_results(results)
+    source = _source(results)
+    model_name = results.get("model_name") or repo_id.split("/")[-1]
+    card_data = ModelCardData(
+        model_name=model_name,
+        base_model=results.get("base_model"),
+        library_name="transformers",
+        pipeline_tag="feature-extraction",
+        tags=TAGS,
+        eval_results=eval_results(results) or None,
+    )
+    vision, text = config.vision_config, config.text_config
+    vision_params, text_params = parameter_counts(config)
+    if not results["results"]:
+        note = "No evaluation results were provided for this checkpoint."
+    elif source["reproduced"]:
+        note = f"Measured with the eva02at-hf evaluation (`eva02at eval`): {source['name']}."
+    else:
+        note = (
+            f"**These numbers are reported by the EVA02-AT paper ([{source['url']}]({source['url']})); they were "
+            "not reproduced with this implementation.** Percentages; V→T: video-to-text, T→V: text-to-video."
+        )
+    return ModelCard.from_template(
+        card_data,
+        template_path=str(template_path),
+        model_name=model_name,
+        repo_id=repo_id,
+        base_model=results.get("base_model") or "EVA02-CLIP",
+        projection_dim=config.projection_dim,
+        num_frames=vision.num_frames,
+        image_size=vision.image_size,
+        patch_size=vision.patch_size,
+        grid=vision.image_size // vision.patch_size,
+        temporal_position_encoding=vision.temporal_position_encoding,
+        vision=vision,
+        text=text,
+        vision_params=_millions(vision_params),
+        text_params=_millions(text_params),
+        context_length=CONTEXT_LENGTH,
+        results_note=note,
+        results_tables=results_tables(results),
+        reproduced=source["reproduced"],
+    )
+
+
+def register_remote_code() -> None:
+    """Make `save_pretrained` of the processor write its code files and `auto_map` (the model's are registered
+    by `import eva02at_hf`), so `AutoProcessor.from_pretrained(..., trust_remote_code=True)` works without the
+    package."""
+    EVA02ATProcessor.register_for_auto_class("AutoProcessor")
+    EVA02ATVideoProcessor.register_for_auto_class("AutoVideoProcessor")
+
+
+def stage_for_hub(model_dir: str | os.PathLike, staging_dir: str | os.PathLike, card: ModelCard) -> list[str]:
+    """Write model (weights, config with `auto_map`, modeling code), processor (configs, tokenizer files, code)
+    and README.md for ``model_dir`` into ``staging_dir``; returns the staged file names.
+
+    Raises:
+        FileNotFoundError: ``model_dir`` has no config or no processor files.
+    """
+    model_dir, staging_dir = Path(model_dir), Path(staging_dir)
+    if not (model_dir / "config.json").is_file():
+        raise FileNotFoundError(f"{model_dir} has no config.json: not a saved EVA02-AT model folder")
+    if not (model_dir / "processor_config.json").is_file():
+        raise FileNotFoundError(
+            f"{model_dir} has no processor_config.json: save a processor there (e.g. `eva02at convert --processor`)"
+        )
+    register_remote_code()
+    model = EVA02ATForVideoTextRetrieval.from_pretrained(model_dir)
+    EVA02ATProcessor.from_pretrained(model_dir).save_pretrained(staging_dir)
+    model.save_pretrained(staging_dir)
+    card.save(staging_dir / "README.md")
+    return sorted(p.relative_to(staging_dir).as_posix() for p in staging_dir.rglob("*") if p.is_file())
+
+
+def publish(
+    model_dir: str | os.PathLike,
+    repo_id: str,
+    card: ModelCard,
+    staging_dir: str | os.PathLike,
+    private: bool = False,
+    revision: str | None = None,
+    commit_message: str = "Upload EVA02-AT model, processor and model card",
+    token: str | None = None,
+) -> Any:
+    """Stage ``model_dir`` (`stage_for_hub`) and upload it to ``repo_id`` in a single commit.
+
+    Returns the `huggingface_hub.CommitInfo` of the commit.
+    """
+    files = stage_for_hub(model_dir, staging_dir, card)
+    api = HfApi(token=token)
+    api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+    operations = [
+        CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(Path(staging_dir) / name)) for name in files
+    ]
+    return api.create_commit(
+        repo_id=repo_id,
+        operations=operations,
+        commit_message=commit_message,
+        revision=revision,
+        repo_type="model",
+    )
+
+
+__all__ = [
+    "BENCHMARKS",
+    "Benchmark",
+    "check_results",
+    "eval_results",
+    "load_results",
+    "parameter_counts",
+    "publish",
+    "register_remote_code",
+    "render_model_card",
+    "results_tables",
+    "stage_for_hub",
+]

@@ -1,0 +1,228 @@
+"""Training data plumbing: clip-text pairs with resumable randomness, a shape-stable collator, relevancy cache.
+
+Every random choice of an example (its hard-mined positive sentence, its frame offsets) is a function of
+``(seed, epoch, clip index)`` only, so a run gives the same batches whatever the number of processes or data
+workers, and a resumed run replays exactly the batches an uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import datasets
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch.utils.data import Dataset, Sampler
+from transformers.image_processing_utils import BatchFeature
+
+from ..data import VideoTextCollator
+from ..relevancy import HardMiningSampler
+
+logger = logging.getLogger(__name__)
+
+
+def example_seed(seed: int, epoch: int, index: int) -> int:
+    """A 63-bit seed drawn from ``(seed, epoch, index)`` with numpy's SeedSequence."""
+    return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+class EpochShuffleSampler(Sampler[int]):
+    """A permutation of ``range(num_samples)`` seeded by ``seed + epoch``; `set_epoch` selects the epoch.
+
+    Accelerate shards its batches across processes and `accelerate.skip_first_batches` resumes inside an epoch.
+    """
+
+    def __init__(self, num_samples: int, seed: int = 0, shuffle: bool = True) -> None:
+        self.num_samples, self.seed, self.shuffle, self.epoch = num_samples, seed, shuffle, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        if not self.shuffle:
+            return iter(range(self.num_samples))
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        return iter(torch.randperm(self.num_samples, generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+
+class ClipTextDataset(Dataset):
+    """Clip rows of a builder dataset, each paired with a positive sentence.
+
+    Item ``i`` is the clip row plus ``clip_index = i``, ``sentence_index`` (row of ``sentences``), ``text`` and
+    ``frame_seed`` (the seed of its frame sampling). The positive is either fixed per clip (``positives`` an
+    integer array, e.g. the clip's own narration or action class) or drawn every epoch by a `HardMiningSampler`
+    among ``{j : c_ij >= epsilon}`` (EVA02-AT Fig. 4).
+
+    Args:
+        clips: builder rows (``video_paths``, ``chunk_starts``, ``start``, ``stop``, ...).
+        sentences: text of every sentence index.
+        positives: (N_clips,) fixed sentence index per clip, or a `HardMiningSampler` over (clips, sentences).
+        seed: base seed of the per-example randomness.
+    """
+
+    def __init__(
+        self,
+        clips: datasets.Dataset,
+        sentences: Sequence[str],
+        positives: np.ndarray | HardMiningSampler,
+        seed: int = 0,
+    ) -> None:
+        num = positives.num_clips if isinstance(positives, HardMiningSampler) else len(positives)
+        if num != len(clips):
+            raise ValueError(f"`positives` covers {num} clips but `clips` has {len(clips)} rows")
+        self.clips, self.sentences, self.positives, self.seed = clips, list(sentences), positives, seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        seed = example_seed(self.seed, self.epoch, index)
+        if isinstance(self.positives, HardMiningSampler):
+            sentence = int(self.positives.sample([index], rng=seed)[0])
+        else:
+            sentence = int(self.positives[index])
+        return {
+            **self.clips[index],
+            "clip_index": index,
+            "sentence_index": sentence,
+            "text": self.sentences[sentence],
+            "frame_seed": seed,
+        }
+
+
+class TrainingCollator(VideoTextCollator):
+    """`VideoTextCollator` whose batches keep their size: clips that fail to decode are counted, logged and
+    masked (``valid`` False, zero pixels) instead of dropped, so every process gathers equal shapes.
+
+    Frames of a row are sampled with a generator seeded by its ``frame_seed`` when present (training), else
+    deterministically (``sampling="uniform"``). Returns ``pixel_values (B, T, 3, H, W)``, ``input_ids``,
+    ``attention_mask``, ``valid (B,)`` and the ``keep_columns`` of every row.
+    """
+
+    def __init__(self, processor: Any, num_frames: int, sampling: str = "uniform", **kwargs: Any) -> None:
+        kwargs.setdefault("text_column", "text")
+        kwargs.setdefault("id_column", "clip_index")
+        super().__init__(processor, num_frames=num_frames, sampling=sampling, **kwargs)
+
+    def decode(self, row: dict[str, Any]) -> np.ndarray:
+        if "frame_seed" in row:
+            self.generator = torch.Generator().manual_seed(int(row["frame_seed"]))
+        return super().decode(row)
+
+    def __call__(self, rows: Sequence[dict[str, Any]]) -> BatchFeature:
+        indexed = [{**row, "_position": i} for i, row in enumerate(rows)]
+        columns = self.keep_columns
+        self.keep_columns = (*columns, "_position")
+        try:
+            kept = super().__call__(indexed)
+        finally:
+            self.keep_columns = columns
+        texts = [row[self.text_column] for row in rows] if self.text_column else None
+        if kept is not None and len(kept["pixel_values"]) == len(rows):
+            kept.pop("_position")
+            kept["valid"] = torch.ones(len(rows), dtype=torch.bool)
+            return kept
+        crop = self.processor.video_processor.crop_size
+        height, width = crop["height"], crop["width"]
+        batch = self.processor(text=texts, return_tensors="pt") if texts else BatchFeature({})
+        batch["pixel_values"] = torch.zeros(len(rows), self.num_frames, 3, height, width)
+        batch["valid"] = torch.zeros(len(rows), dtype=torch.bool)
+        if kept is not None:
+            positions = kept["_position"]
+            batch["pixel_values"][positions] = kept["pixel_values"]
+            batch["valid"][positions] = True
+        for column in columns:
+            batch[column] = torch.as_tensor([row[column] for row in rows])
+        return batch
+
+
+def annotation_fingerprint(paths: Sequence[str | os.PathLike], *keys: Sequence[str]) -> str:
+    """SHA-256 (first 16 hex digits) of the files' bytes and of extra key sequences (e.g. the clip ids kept)."""
+    digest = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as handle:
+            digest.update(hashlib.sha256(handle.read()).digest())
+    for key in keys:
+        digest.update("\n".join(map(str, key)).encode())
+    return digest.hexdigest()[:16]
+
+
+def cached_relevancy(
+    cache_dir: str | os.PathLike,
+    name: str,
+    fingerprint: str,
+    build: Any,
+) -> sp.csr_array:
+    """Load ``<cache_dir>/<name>-<fingerprint>.npz`` (scipy sparse, no pickle) or ``build()`` and save it.
+
+    ``build`` returns a dense array or scipy sparse matrix; the matrix is stored as float32 CSR.
+    """
+    path = os.path.join(os.fspath(cache_dir), f"{name}-{fingerprint}.npz")
+    if os.path.isfile(path):
+        logger.info("loading cached relevancy %s", path)
+        return sp.csr_array(sp.load_npz(path))
+    matrix = sp.csr_array(build(), dtype=np.float32)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    temporary = f"{path}.tmp-{os.getpid()}.npz"
+    sp.save_npz(temporary, matrix)
+    os.replace(temporary, path)
+    logger.info("saved relevancy %s (%d x %d, %d non-zeros)", path, *matrix.shape, matrix.nnz)
+    return matrix
+
+
+def class_incidence(class_ids: Sequence[Sequence[int]], num_classes: int) -> sp.csr_array:
+    """(N, num_classes) 0/1 CSR matrix, row n = the classes of example n (hard-label relevancy, Eq. 17)."""
+    rows = np.repeat(np.arange(len(class_ids)), [len(ids) for ids in class_ids])
+    cols = np.asarray([c for ids in class_ids for c in ids], dtype=np.int64)
+    data = np.ones(len(cols), dtype=np.float32)
+    matrix = sp.csr_array((data, (rows, cols)), shape=(len(class_ids), num_classes))
+    matrix.sum_duplicates()
+    matrix.data[:] = 1.0
+    return matrix
+
+
+class EK100Split:
+    """One EK-100 MIR split ready for training or evaluation: ``clips`` (builder rows), ``sentences`` (unique
+    narrations), ``relevancy`` (clips x sentences, CSR, cached on disk) and ``clip_sentences`` (each clip's own
+    narration index)."""
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike,
+        video_root: str | os.PathLike,
+        split: str,
+        cache_dir: str | os.PathLike,
+        datasets_cache_dir: str | None = None,
+        **builder_kwargs: Any,
+    ) -> None:
+        from ..data import clip_sentence_indices, ek100_relevancy, load_ek100_mir, load_ek100_sentences
+        from ..data.ek100 import CLIP_FILE, SENTENCE_FILE
+
+        self.clips = load_ek100_mir(
+            data_dir, video_root, split, cache_dir=datasets_cache_dir, **builder_kwargs
+        )
+        sentences = load_ek100_sentences(data_dir, split)
+        self.sentences: list[str] = list(sentences["narration"])
+        files = [
+            os.path.join(os.fspath(data_dir), name.format(split=split)) for name in (CLIP_FILE, SENTENCE_FILE)
+        ]
+        fingerprint = annotation_fingerprint(files, self.clips["narration_id"])
+        self.relevancy = cached_relevancy(
+            cache_dir,
+            f"relevancy-{split}",
+            fingerprint,
+            lambda: ek100_relevancy(self.clips, sentences, return_sparse=True),
+        )
+        self.clip_sentences = clip_sentence_indices(self.clips, sentences)

@@ -1,0 +1,155 @@
+"""Distributed evaluation: embed clips and texts on every process, gather with `gather_for_metrics`, score.
+
+* EK-100 MIR: (clips x sentences) similarity against the soft relevancy -> `ek100_mir` (mAP / nDCG in %).
+* EgoMCQ: each question's text against its candidate clips -> `egomcq_accuracy` (inter / intra video).
+* Charades-Ego: each video against the class-name prompts -> `charades_ego_map`.
+
+Clips that cannot be decoded are counted and get a zero embedding (similarity 0), so the matrices keep the
+shape the metrics expect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import datasets
+import numpy as np
+import torch
+from accelerate import Accelerator
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from ..data import MultipleChoiceCollator
+from ..metrics import charades_ego_map, egomcq_accuracy, ek100_mir
+from .data import TrainingCollator
+
+
+def _unwrap(model: torch.nn.Module, accelerator: Accelerator) -> torch.nn.Module:
+    return accelerator.unwrap_model(model)
+
+
+def _loader(dataset: Any, batch_size: int, collate_fn: Any, num_workers: int) -> DataLoader:
+    return DataLoader(
+        dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_fn, num_workers=num_workers
+    )
+
+
+@torch.no_grad()
+def embed_clips(
+    model: torch.nn.Module,
+    processor: Any,
+    clips: datasets.Dataset,
+    accelerator: Accelerator,
+    num_frames: int,
+    batch_size: int = 16,
+    num_workers: int = 0,
+    desc: str = "embedding clips",
+) -> torch.Tensor:
+    """(N_clips, D) L2-normalised video embeddings of ``clips`` (uniform frame sampling), on every process."""
+    collator = TrainingCollator(processor, num_frames=num_frames, text_column=None, id_column="narration_id")
+    loader = accelerator.prepare_data_loader(_loader(clips, batch_size, collator, num_workers))
+    network = _unwrap(model, accelerator).eval()
+    embeddings = []
+    for batch in tqdm(loader, desc=desc, disable=not accelerator.is_local_main_process, leave=False):
+        with accelerator.autocast():
+            embeds = network.get_video_features(batch["pixel_values"].to(accelerator.device)).float()
+        embeds = embeds * batch["valid"].to(embeds.device)[:, None]
+        embeddings.append(accelerator.gather_for_metrics(embeds))
+    return torch.cat(embeddings).cpu()
+
+
+@torch.no_grad()
+def embed_texts(
+    model: torch.nn.Module,
+    processor: Any,
+    texts: Sequence[str],
+    accelerator: Accelerator,
+    batch_size: int = 64,
+) -> torch.Tensor:
+    """(N_texts, D) L2-normalised text embeddings, split over processes and gathered."""
+    loader = accelerator.prepare_data_loader(_loader(list(texts), batch_size, list, 0))
+    network = _unwrap(model, accelerator).eval()
+    embeddings = []
+    for chunk in loader:
+        tokens = processor(text=chunk, return_tensors="pt").to(accelerator.device)
+        with accelerator.autocast():
+            embeds = network.get_text_features(tokens["input_ids"], tokens["attention_mask"]).float()
+        embeddings.append(accelerator.gather_for_metrics(embeds))
+    return torch.cat(embeddings).cpu()
+
+
+def evaluate_ek100_mir(
+    model: torch.nn.Module,
+    processor: Any,
+    clips: datasets.Dataset,
+    sentences: Sequence[str],
+    relevancy: Any,
+    accelerator: Accelerator,
+    num_frames: int,
+    batch_size: int = 16,
+    num_workers: int = 0,
+) -> dict[str, float]:
+    """EK-100 MIR mAP / nDCG (%) of ``model`` on ``clips`` x ``sentences`` with (clips, sentences) ``relevancy``."""
+    videos = embed_clips(model, processor, clips, accelerator, num_frames, batch_size, num_workers)
+    texts = embed_texts(model, processor, sentences, accelerator)
+    dense = relevancy.toarray() if hasattr(relevancy, "toarray") else np.asarray(relevancy)
+    return ek100_mir((videos @ texts.T).numpy(), dense)
+
+
+@torch.no_grad()
+def evaluate_egomcq(
+    model: torch.nn.Module,
+    processor: Any,
+    questions: datasets.Dataset,
+    accelerator: Accelerator,
+    num_frames: int,
+    batch_size: int = 4,
+    num_workers: int = 0,
+) -> dict[str, float]:
+    """EgoMCQ inter- / intra-video accuracy (%); questions with an undecodable choice are skipped and counted."""
+    collator = MultipleChoiceCollator(processor, num_frames=num_frames)
+    loader = accelerator.prepare_data_loader(_loader(questions, batch_size, collator, num_workers))
+    network = _unwrap(model, accelerator).eval()
+    scores, answers, types = [], [], []
+    for batch in tqdm(loader, desc="EgoMCQ", disable=not accelerator.is_local_main_process, leave=False):
+        local: list[tuple[list[float], int, int]] = []
+        if batch is not None:
+            pixel_values = batch["pixel_values"].to(accelerator.device)
+            with accelerator.autocast():
+                videos = network.get_video_features(pixel_values.flatten(0, 1)).float()
+                text = network.get_text_features(
+                    batch["input_ids"].to(accelerator.device), batch["attention_mask"].to(accelerator.device)
+                ).float()
+            question_scores = torch.einsum("bcd,bd->bc", videos.unflatten(0, pixel_values.shape[:2]), text)
+            local = list(
+                zip(question_scores.tolist(), batch["answer"].tolist(), batch["types"].tolist(), strict=True)
+            )
+        for row_scores, answer, kind in accelerator.gather_for_metrics(local, use_gather_object=True):
+            scores.append(row_scores)
+            answers.append(answer)
+            types.append(kind)
+    results = egomcq_accuracy(np.asarray(scores), np.asarray(answers), np.asarray(types))
+    results["num_skipped"] = collator.num_skipped
+    return results
+
+
+def evaluate_charades_ego(
+    model: torch.nn.Module,
+    processor: Any,
+    videos: datasets.Dataset,
+    class_names: Sequence[str],
+    accelerator: Accelerator,
+    num_frames: int,
+    batch_size: int = 16,
+    num_workers: int = 0,
+) -> dict[str, float]:
+    """Charades-Ego video-level mAP (%): every video scored against every class-name prompt."""
+    video_embeds = embed_clips(
+        model, processor, videos, accelerator, num_frames, batch_size, num_workers, desc="Charades-Ego"
+    )
+    class_embeds = embed_texts(model, processor, class_names, accelerator)
+    targets = np.zeros((len(videos), len(class_names)), dtype=np.int64)
+    for row, ids in enumerate(videos["class_ids"]):
+        targets[row, ids] = 1
+    return charades_ego_map((video_embeds @ class_embeds.T).numpy(), targets)

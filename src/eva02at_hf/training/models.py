@@ -1,0 +1,45 @@
+"""Model and processor initialisation for the example scripts: a saved / converted folder or a random preset."""
+
+from __future__ import annotations
+
+import os
+
+from ..configuration_eva02at import EVA02ATConfig
+from ..modeling_eva02at import EVA02ATForVideoTextRetrieval
+from ..processing_eva02at import EVA02ATProcessor
+
+
+def processor_for(config: EVA02ATConfig) -> EVA02ATProcessor:
+    """The default processor at the model's input resolution (resize short side + centre crop)."""
+    size = config.vision_config.image_size
+    return EVA02ATProcessor.from_preset(
+        "eva02at-b", size={"shortest_edge": size}, crop_size={"height": size, "width": size}
+    )
+
+
+def load_model_and_processor(
+    model: str | None, preset: str = "eva02at-tiny", num_frames: int | None = None, **config_overrides
+) -> tuple[EVA02ATForVideoTextRetrieval, EVA02ATProcessor]:
+    """Load ``model`` (a `save_pretrained` or conversion folder) or build a randomly initialised ``preset``.
+
+    ``num_frames`` resamples the learnable temporal embedding of a loaded model (or sizes a new one).
+    A folder without processor files gets `processor_for` its config. ``config_overrides`` (e.g.
+    ``vision_config={"temporal_position_encoding": "rope"}``) apply to presets only.
+    """
+    if model is None:
+        if num_frames is not None:
+            vision = {**config_overrides.pop("vision_config", {}), "num_frames": num_frames}
+            config_overrides["vision_config"] = vision
+        network = EVA02ATForVideoTextRetrieval(EVA02ATConfig.from_preset(preset, **config_overrides))
+        return network, processor_for(network.config)
+    if not os.path.isdir(model):
+        raise FileNotFoundError(f"--model {model!r} is not a folder (save_pretrained or conversion output)")
+    if config_overrides:
+        raise ValueError(f"config overrides {sorted(config_overrides)} only apply to --preset models")
+    network = EVA02ATForVideoTextRetrieval.from_pretrained(model, num_frames=num_frames)
+    has_processor = any(
+        os.path.isfile(os.path.join(model, name))
+        for name in ("processor_config.json", "preprocessor_config.json")
+    )
+    processor = EVA02ATProcessor.from_pretrained(model) if has_processor else processor_for(network.config)
+    return network, processor

@@ -1,0 +1,295 @@
+"""The `eva02at` command line: help, exit codes, extract / search / eval / convert / publish end to end."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import save_file
+from transformers import AutoModel
+
+from eva02at_hf import EVA02ATConfig, EVA02ATForVideoTextRetrieval
+from eva02at_hf.cli import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, main
+from eva02at_hf.data import synthetic
+from eva02at_hf.hub import load_results
+from eva02at_hf.search import faiss_available
+from eva02at_hf.training.models import processor_for
+
+SUBCOMMANDS = {
+    "convert": "--checkpoint",
+    "extract": "--shard_size",
+    "search": "--query-file",
+    "eval": "--video_root",
+    "publish": "--repo_id",
+}
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("cli")
+    torch.manual_seed(0)
+    model = EVA02ATForVideoTextRetrieval(EVA02ATConfig.from_preset("eva02at-tiny"))
+    model.save_pretrained(root / "model")
+    processor_for(model.config).save_pretrained(root / "model")
+    synthetic.generate(root / "data", num_clips=8, seed=1)
+    (root / "data" / "videos" / "broken.mp4").write_bytes(b"\x00" * 64)
+    (root / "texts.txt").write_text(
+        "move the red square left\ngrow the blue circle\nshrink the green triangle\n"
+    )
+    return root
+
+
+@pytest.fixture(scope="module")
+def features(workspace: Path) -> Path:
+    out = workspace / "features"
+    code = main(
+        [
+            "extract",
+            "--model", str(workspace / "model"),
+            "--videos", str(workspace / "data" / "videos"),
+            "--texts", str(workspace / "texts.txt"),
+            "--output_dir", str(out),
+            "--shard_size", "3",
+            "--no_progress",
+        ]
+    )  # fmt: skip
+    assert code == EXIT_PARTIAL  # broken.mp4 cannot be decoded
+    return out
+
+
+@pytest.mark.parametrize(("command", "flag"), SUBCOMMANDS.items())
+def test_help_of_each_subcommand(command: str, flag: str, capsys) -> None:
+    assert main([command, "--help"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert f"usage: eva02at {command}" in out and flag in out and "exit codes" in out
+
+
+def test_usage_errors_exit_2(capsys) -> None:
+    assert main([]) == EXIT_USAGE
+    assert "required: COMMAND" in capsys.readouterr().err
+    assert main(["extract", "--model", "m", "--output_dir", "o", "--no-such-flag"]) == EXIT_USAGE
+    assert "unrecognized arguments: --no-such-flag" in capsys.readouterr().err
+    assert main(["extract", "--texts", "t.txt"]) == EXIT_USAGE
+    assert "required: --model, --output_dir" in capsys.readouterr().err
+    assert main(["search", "--features", "f", "--top_k", "0"]) == EXIT_USAGE
+    assert "must be >= 1" in capsys.readouterr().err
+
+
+def test_missing_inputs_are_named(workspace: Path, tmp_path: Path, capsys) -> None:
+    model = str(workspace / "model")
+    assert (
+        main(["extract", "--model", model, "--videos", "nowhere", "--output_dir", str(tmp_path)])
+        == EXIT_USAGE
+    )
+    assert "--videos: not found: nowhere" in capsys.readouterr().err
+    assert (
+        main(["extract", "--model", "no-model", "--texts", str(workspace / "texts.txt"), "--output_dir", "x"])
+        == 2
+    )
+    assert "--model: folder not found: no-model" in capsys.readouterr().err
+    assert main(["convert", "--checkpoint", "none.safetensors", "--output_dir", str(tmp_path)]) == EXIT_USAGE
+    assert "--checkpoint: file not found" in capsys.readouterr().err
+    assert main(["search", "--features", str(tmp_path), "--query", "x"]) == EXIT_USAGE
+    assert "not an `eva02at extract` output folder" in capsys.readouterr().err
+
+
+def test_extract_lists_bad_files_and_resumes_without_recomputing(
+    workspace: Path, features: Path, capsys
+) -> None:
+    failed = json.loads((features / "failed.json").read_text())
+    assert [f["id"] for f in failed] == ["broken.mp4"]
+    shards = sorted(features.glob("*.safetensors"))
+    mtimes = [p.stat().st_mtime_ns for p in shards]
+    argv = [
+        "extract",
+        "--model", str(workspace / "model"),
+        "--videos", str(workspace / "data" / "videos"),
+        "--texts", str(workspace / "texts.txt"),
+        "--output_dir", str(features),
+        "--shard_size", "3",
+        "--no_progress",
+    ]  # fmt: skip
+    capsys.readouterr()
+    assert main(argv) == EXIT_PARTIAL
+    assert "0 shards computed" in capsys.readouterr().out
+    assert [p.stat().st_mtime_ns for p in shards] == mtimes
+    assert main([*argv[:-3], "--shard_size", "2", "--no_progress"]) == EXIT_USAGE
+    assert "differing: shard_size" in capsys.readouterr().err
+
+
+def test_text_to_video_search_ranks_by_cosine_and_renders_sheet(
+    workspace: Path, features: Path, tmp_path: Path
+) -> None:
+    from eva02at_hf.features import load_features
+
+    query = "grow the blue circle"
+    argv = ["search", "--features", str(features), "--query", query, "--top_k", "3"]
+    assert (
+        main([*argv, "--output", str(tmp_path / "hits.json"), "--show", str(tmp_path / "top.png")]) == EXIT_OK
+    )
+    hits = json.loads((tmp_path / "hits.json").read_text())[0]["hits"]
+
+    model = EVA02ATForVideoTextRetrieval.from_pretrained(workspace / "model").eval()
+    tokens = processor_for(model.config)(text=[query], return_tensors="pt")
+    with torch.no_grad():
+        text = model.get_text_features(tokens["input_ids"], tokens["attention_mask"])[0].numpy()
+    videos = load_features(features, "video")
+    similarity = videos.embeddings.numpy() @ text
+    best = np.argsort(-similarity, kind="stable")[:3]
+    assert [h["id"] for h in hits] == [videos.ids[i] for i in best]
+    np.testing.assert_allclose([h["score"] for h in hits], similarity[best], rtol=1e-5)
+    assert Image.open(tmp_path / "top.png").height > 3 * 96
+
+    if faiss_available():
+        assert main([*argv, "--index", "faiss", "--output", str(tmp_path / "faiss.json")]) == EXIT_OK
+        faiss_hits = json.loads((tmp_path / "faiss.json").read_text())[0]["hits"]
+        assert [h["id"] for h in faiss_hits] == [h["id"] for h in hits]
+
+
+def test_video_to_text_search_by_extracted_id(features: Path, tmp_path: Path) -> None:
+    from eva02at_hf.features import load_features
+
+    videos, texts = load_features(features, "video"), load_features(features, "text")
+    out = tmp_path / "v2t.json"
+    argv = [
+        "search",
+        "--features",
+        str(features),
+        "--query-video",
+        videos.ids[0],
+        "--top_k",
+        "2",
+        "--output",
+        str(out),
+    ]
+    assert main(argv) == EXIT_OK
+    hits = json.loads(out.read_text())[0]["hits"]
+    similarity = texts.embeddings.numpy() @ videos.embeddings[0].numpy()
+    assert [h["text"] for h in hits] == [
+        texts.table["text"][i] for i in np.argsort(-similarity, kind="stable")[:2]
+    ]
+    assert (
+        main(["search", "--features", str(features), "--query-video", "nope", "--query", "x"]) == EXIT_USAGE
+    )
+
+
+def test_eval_ek100_on_synthetic_set_writes_a_card_ready_json(
+    workspace: Path, tmp_path: Path, capsys
+) -> None:
+    out = tmp_path / "results.json"
+    argv = [
+        "eval", "ek100_mir",
+        "--model", str(workspace / "model"),
+        "--data_dir", str(workspace / "data"),
+        "--video_root", str(workspace / "data" / "videos"),
+        "--cache_dir", str(tmp_path / "cache"),
+        "--num_frames", "4",
+        "--output", str(out),
+    ]  # fmt: skip
+    assert main(argv) == EXIT_OK
+    assert "mAP_avg" in capsys.readouterr().out
+    results = load_results(out)  # the card schema accepts it
+    metrics = results["results"][0]["metrics"]
+    assert set(metrics) == {"mAP_v2t", "mAP_t2v", "mAP_avg", "nDCG_v2t", "nDCG_t2v", "nDCG_avg"}
+    assert all(0.0 <= value <= 100.0 for value in metrics.values())
+    assert metrics["mAP_avg"] == pytest.approx((metrics["mAP_v2t"] + metrics["mAP_t2v"]) / 2)
+    assert main([*argv[:4], str(tmp_path / "no-data"), *argv[5:]]) == EXIT_USAGE
+
+
+def _tiny_eva02_clip_checkpoint(path: Path) -> torch.nn.Module:
+    """A 2-layer timm EVA02 vision tower + 1-layer open_clip text tower, in one state dict."""
+    from open_clip.transformer import TextTransformer
+    from timm.models.eva import Eva
+
+    torch.manual_seed(0)
+    vision = Eva(
+        img_size=32,
+        patch_size=8,
+        embed_dim=64,
+        depth=2,
+        num_heads=1,
+        mlp_ratio=4 * 2 / 3,
+        swiglu_mlp=True,
+        scale_mlp=True,
+        scale_attn_inner=True,
+        use_rot_pos_emb=True,
+        ref_feat_shape=(4, 4),
+        num_classes=16,
+        qkv_fused=False,
+        global_pool="token",
+    ).eval()
+    text = TextTransformer(context_length=77, vocab_size=49408, width=64, heads=1, layers=1, output_dim=16)
+    state = {**vision.state_dict(), **text.state_dict(), "logit_scale": torch.tensor(4.6)}
+    save_file({k: v.contiguous() for k, v in state.items() if k != "attn_mask"}, str(path))
+    return vision
+
+
+def test_convert_writes_an_automodel_folder_with_processor(tmp_path: Path) -> None:
+    vision = _tiny_eva02_clip_checkpoint(tmp_path / "ckpt.safetensors")
+    out = tmp_path / "converted"
+    assert (
+        main(
+            [
+                "convert",
+                "--checkpoint",
+                str(tmp_path / "ckpt.safetensors"),
+                "--output_dir",
+                str(out),
+                "--num_frames",
+                "4",
+            ]
+        )
+        == 0
+    )
+    model = AutoModel.from_pretrained(out).eval()
+    assert model.config.vision_config.num_frames == 4 and model.config.projection_dim == 16
+    images = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = vision(images)
+        ours = model.get_video_features(images[:, None], normalize=False)
+    torch.testing.assert_close(ours, expected, atol=5e-5, rtol=1e-4)
+    processor = json.loads((out / "processor_config.json").read_text())["video_processor"]
+    assert processor["num_frames"] == 4 and processor["crop_size"] == {"height": 32, "width": 32}
+    assert (
+        main(
+            [
+                "convert",
+                "--checkpoint",
+                str(tmp_path / "ckpt.safetensors"),
+                "--output_dir",
+                str(tmp_path / "np"),
+                "--no-processor",
+            ]
+        )
+        == 0
+    )
+    assert not (tmp_path / "np" / "processor_config.json").exists()
+
+
+def test_publish_dry_run_lists_the_upload(workspace: Path, tmp_path: Path, capsys) -> None:
+    staging = tmp_path / "staging"
+    cards = Path(__file__).resolve().parents[1] / "model_cards"
+    argv = ["publish", "--model_dir", str(workspace / "model"), "--repo_id", "me/tiny", "--dry_run"]
+    assert main([*argv, "--results", str(cards / "eva02at-b.json"), "--staging_dir", str(staging)]) == EXIT_OK
+    listed = capsys.readouterr().out
+    for name in ("README.md", "config.json", "model.safetensors", "processing_eva02at.py", "tokenizer.json"):
+        assert f"  {name}\n" in listed
+        assert (staging / name).is_file()
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"results": [{"benchmark": "imagenet", "metrics": {"top1": 1}}]}')
+    assert main([*argv, "--results", str(bad)]) == EXIT_USAGE
+    assert "benchmark 'imagenet'" in capsys.readouterr().err
+
+
+def test_runnable_as_module() -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "eva02at_hf.cli", "search", "--features", "/nonexistent", "--query", "x"],
+        capture_output=True,
+        text=True,
+    )
+    assert completed.returncode == EXIT_USAGE
+    assert "eva02at search: error: --features: folder not found: /nonexistent" in completed.stderr

@@ -1,0 +1,203 @@
+"""Training library: schedules, resumable data, shape-stable collation, objectives, resume and 2-process DDP."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from safetensors.torch import load_file
+
+from eva02at_hf.data import synthetic
+from eva02at_hf.losses import SMSLoss
+from eva02at_hf.relevancy import HardMiningSampler
+from eva02at_hf.training import (
+    ClipTextDataset,
+    EK100Split,
+    EpochShuffleSampler,
+    RetrievalObjective,
+    Trainer,
+    TrainingCollator,
+    TrainingConfig,
+    build_loss,
+    build_scheduler,
+    cached_relevancy,
+    load_model_and_processor,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def synthetic_set(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synthetic")
+    synthetic.generate(root, num_clips=48, seed=1, test_fraction=0.3)
+    cache = root / "cache"
+    return root, EK100Split(root, root / "videos", "train", cache, datasets_cache_dir=str(cache))
+
+
+def test_warmup_then_cosine_schedule():
+    parameter = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.AdamW([parameter], lr=2e-5)
+    scheduler = build_scheduler(optimizer, "cosine", total_steps=10, warmup_steps=4, warmup_start_lr=1e-6)
+    rates = []
+    for _ in range(10):
+        rates.append(scheduler.get_last_lr()[0])
+        optimizer.step()
+        scheduler.step()
+    rates.append(scheduler.get_last_lr()[0])
+    # Warm-up 1e-6 -> 2e-5 in 4 equal steps of 4.75e-6, then cosine over 6 steps down to 1e-6.
+    assert rates[:5] == pytest.approx([1e-6, 5.75e-6, 10.5e-6, 15.25e-6, 2e-5], rel=1e-6)
+    assert rates[7] == pytest.approx(1e-6 + 19e-6 * (1 + np.cos(np.pi * 3 / 6)) / 2, rel=1e-6)
+    assert rates[10] == pytest.approx(1e-6, rel=1e-6)
+    constant = build_scheduler(torch.optim.AdamW([parameter], lr=3e-5), "constant", total_steps=5)
+    assert constant.get_last_lr()[0] == pytest.approx(3e-5)
+
+
+def test_sampler_is_epoch_seeded_permutation():
+    sampler = EpochShuffleSampler(10, seed=3)
+    first = list(sampler)
+    assert sorted(first) == list(range(10)) and list(sampler) == first
+    sampler.set_epoch(1)
+    assert list(sampler) != first
+
+
+def test_hard_mined_positives_are_candidates_and_reproducible(synthetic_set):
+    _, train = synthetic_set
+    positives = HardMiningSampler(train.relevancy, 0.1)
+    dataset = ClipTextDataset(train.clips, train.sentences, positives, seed=0)
+    dense = train.relevancy.toarray()
+    draws = [dataset[i]["sentence_index"] for i in range(len(dataset))]
+    assert all(dense[i, j] >= 0.1 for i, j in enumerate(draws))
+    assert [dataset[i]["sentence_index"] for i in range(len(dataset))] == draws
+    assert dataset[5]["text"] == train.sentences[draws[5]]
+
+
+def test_collator_keeps_batch_shape_and_masks_bad_clips(synthetic_set, tmp_path):
+    _, train = synthetic_set
+    _, processor = load_model_and_processor(None, num_frames=2)
+    collator = TrainingCollator(processor, 2, keep_columns=("clip_index",))
+    rows = [{**train.clips[i], "text": "x", "clip_index": i} for i in range(3)]
+    rows[1]["video_paths"] = [str(tmp_path / "missing.mp4")]
+    batch = collator(rows)
+    assert batch["pixel_values"].shape == (3, 2, 3, 32, 32)
+    assert batch["valid"].tolist() == [True, False, True]
+    assert batch["pixel_values"][1].abs().sum() == 0 and batch["pixel_values"][0].abs().sum() > 0
+    assert batch["clip_index"].tolist() == [0, 1, 2] and batch["input_ids"].shape == (3, 77)
+    assert collator.num_skipped == 1
+
+
+def test_objective_is_the_loss_on_valid_rows():
+    relevancy = sp.csr_array(np.array([[1.0, 0.5, 0.0], [0.5, 1.0, 0.0], [0.0, 0.0, 1.0]], dtype=np.float32))
+    videos = torch.nn.functional.normalize(
+        torch.randn(3, 4, generator=torch.Generator().manual_seed(0)), dim=1
+    )
+    texts = torch.nn.functional.normalize(
+        torch.randn(3, 4, generator=torch.Generator().manual_seed(1)), dim=1
+    )
+    batch = {
+        "valid": torch.tensor([True, False, True]),
+        "clip_index": torch.tensor([0, 1, 2]),
+        "sentence_index": torch.tensor([0, 1, 2]),
+    }
+    loss = RetrievalObjective(build_loss("sms"), relevancy)(videos, texts, batch)
+    keep = [0, 2]
+    expected = SMSLoss(0.6, 0.1, 0.1)((videos @ texts.T)[keep][:, keep], torch.eye(2))
+    assert loss.item() == pytest.approx(expected.item())
+
+
+def test_relevancy_cache_is_reused(tmp_path):
+    built = cached_relevancy(tmp_path, "rel", "abc", lambda: np.eye(3, dtype=np.float32))
+
+    def fail():
+        raise AssertionError("rebuilt")
+
+    assert (cached_relevancy(tmp_path, "rel", "abc", fail) != built).nnz == 0
+    with pytest.raises(ZeroDivisionError):
+        cached_relevancy(tmp_path, "rel", "other", lambda: 1 / 0)
+
+
+def _trainer(train, output_dir: str, **overrides) -> Trainer:
+    torch.manual_seed(0)
+    model, processor = load_model_and_processor(None, num_frames=2)
+    config = TrainingConfig(
+        output_dir=output_dir,
+        num_epochs=2,
+        batch_size=8,
+        learning_rate=1e-3,
+        num_workers=0,
+        report_to="none",
+        **overrides,
+    )
+    dataset = ClipTextDataset(train.clips, train.sentences, HardMiningSampler(train.relevancy, 0.1), seed=0)
+    collator = TrainingCollator(processor, 2, "segment_random", keep_columns=("clip_index", "sentence_index"))
+    objective = RetrievalObjective(build_loss("sms"), train.relevancy)
+    return Trainer(config, model, processor, dataset, collator, objective)
+
+
+def test_kill_and_resume_ends_at_the_same_weights(synthetic_set, tmp_path):
+    _, train = synthetic_set
+    full = _trainer(train, str(tmp_path / "full"))
+    full.train()
+    assert full.state.global_step == 2 * full.updates_per_epoch == 8
+    _trainer(train, str(tmp_path / "cut"), max_steps=3, checkpointing_steps=3).train()  # "killed" after 3
+    resumed = _trainer(train, str(tmp_path / "cut"), resume_from_checkpoint="latest")
+    resumed.train()
+    assert resumed.state.global_step == 8
+    expected = load_file(tmp_path / "full" / "last" / "model.safetensors")
+    found = load_file(tmp_path / "cut" / "last" / "model.safetensors")
+    assert expected.keys() == found.keys()
+    for name in expected:
+        torch.testing.assert_close(found[name], expected[name], rtol=0, atol=1e-6, msg=name)
+
+
+def _finetune(data_dir: Path, output_dir: Path, nproc: int) -> dict:
+    command = [
+        *(
+            [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc)]
+            if nproc > 1
+            else [sys.executable]
+        ),
+        str(REPO / "examples" / "finetune_ek100.py"),
+        *(
+            "--data_dir",
+            str(data_dir),
+            "--video_root",
+            str(data_dir / "videos"),
+            "--output_dir",
+            str(output_dir),
+        ),
+        *(
+            "--num_frames",
+            "2",
+            "--batch_size",
+            str(8 // nproc),
+            "--num_epochs",
+            "1",
+            "--learning_rate",
+            "1e-3",
+        ),
+        *("--num_workers", "0", "--report_to", "none", "--eval_batch_size", "8", "--warmup_epochs", "0"),
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", "ACCELERATE_USE_CPU": "1"}
+    subprocess.run(command, check=True, env=env, cwd=output_dir.parent, timeout=300)
+    return json.loads((output_dir / "results.json").read_text())
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_match_one(synthetic_set, tmp_path):
+    data_dir, _ = synthetic_set
+    single = _finetune(data_dir, tmp_path / "one", 1)
+    double = _finetune(data_dir, tmp_path / "two", 2)
+    assert single["world_size"] == 1 and double["world_size"] == 2
+    # Same global batches (per-example seeds): only float summation order differs.
+    one = load_file(tmp_path / "one" / "last" / "model.safetensors")
+    two = load_file(tmp_path / "two" / "last" / "model.safetensors")
+    for name in one:
+        torch.testing.assert_close(two[name], one[name], rtol=0, atol=1e-4, msg=name)
+    for key, value in single["final"].items():
+        assert double["final"][key] == pytest.approx(value, abs=0.5), key
