@@ -189,8 +189,10 @@ class LocalVideoConfig(datasets.BuilderConfig):
 class LocalVideoBuilder(datasets.GeneratorBasedBuilder):
     """Base of the benchmark builders: video lookup, bad-row policy and report persistence.
 
-    The cache is keyed by the config (paths, layout, policy) and a fingerprint of the files in ``data_dir``;
-    videos added or removed later are only noticed on a rebuild (``download_mode="force_redownload"``).
+    The cache is keyed by the builder class, the config (paths, layout, policy) and a fingerprint of the files
+    in ``data_dir``; videos added or removed later are only noticed on a rebuild
+    (``download_mode="force_redownload"``). The class is part of the key because `datasets` names a builder
+    after its module: EgoClip and EgoMCQ (both in ``ego4d.py``) on one ``data_dir`` would share a cache.
     """
 
     BUILDER_CONFIG_CLASS = LocalVideoConfig
@@ -202,6 +204,7 @@ class LocalVideoBuilder(datasets.GeneratorBasedBuilder):
     ) -> None:
         if hash is None and data_dir is not None and os.path.isdir(data_dir):
             hash = fingerprint_dir(data_dir)
+        kwargs.setdefault("dataset_name", type(self).__name__)
         super().__init__(*args, data_dir=data_dir, hash=hash, **kwargs)
 
     def video_layout(self) -> VideoLayout:

@@ -22,13 +22,24 @@ Written files (``DIR`` = ``out_dir``)::
 Each video file holds one to ``max_clips_per_video`` clips separated by empty gap frames, so clips are windows
 ``[start_timestamp, stop_timestamp]`` ("HH:MM:SS.ff") of longer videos, as in EK-100.
 
-Command line: ``python -m eva02at_hf.data.synthetic --out DIR --num-clips N --seed S``.
+``layouts`` (or `write_egoclip_layout` / `write_charades_ego_layout` on an existing set) also write the same
+clips' annotations in the layouts of the other benchmarks, read by `eva02at_hf.data.ego4d` and
+`eva02at_hf.data.charades_ego` with ``video_root = DIR/videos``::
+
+    DIR/egoclip.csv        "egoclip": the train clips as tab-separated EgoClip pairs (tags = verb / noun classes)
+    DIR/egomcq.json        EgoMCQ questions on the test clips: 5 candidates, types 1 (inter) and 2 (intra-video)
+    DIR/CharadesEgo_v1_{train,test}_only1st.csv   "charades_ego": one row per video of the split, its clips
+    DIR/Charades_v1_classes.txt                   as actions; classes = verb x shape ("move the square left")
+
+Command line: ``python -m eva02at_hf.data.synthetic --out DIR --num-clips N --seed S [--layouts egoclip ...]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import av
@@ -51,6 +62,9 @@ _CAPTIONS = (
     "shrink the {noun}",
 )
 NOUNS = SHAPES + tuple(COLOURS)
+LAYOUTS = ("egoclip", "charades_ego")
+MCQ_CHOICES = 5
+CHARADES_CLASSES = [_CAPTIONS[verb].format(noun=shape) for verb in range(len(VERBS)) for shape in SHAPES]
 CLIP_COLUMNS = [
     "narration_id",
     "participant_id",
@@ -224,6 +238,7 @@ def generate(
     max_clips_per_video: int = 3,
     test_fraction: float = 0.25,
     chunk_len: int | None = None,
+    layouts: Sequence[str] = (),
 ) -> SyntheticSummary:
     """Write the synthetic set to ``out_dir`` (see the module docstring for the files).
 
@@ -239,10 +254,15 @@ def generate(
         test_fraction: approximate fraction of clips in the test split.
         chunk_len: ``None`` writes one file per video; an integer writes the pre-chunked layout with chunks of
             this many seconds (``videos/<video_id>.mp4/<chunk start>.mp4``).
+        layouts: annotation layouts of `LAYOUTS` written besides the EK-100 files, from the same clips
+            (`write_egoclip_layout`, `write_charades_ego_layout`); "egoclip" needs ``max_clips_per_video >= 5``.
     """
     _check_arguments(
         num_clips, size, fps, frames_per_clip, gap_frames, max_clips_per_video, test_fraction, chunk_len
     )
+    unknown = sorted(set(layouts) - set(LAYOUTS))
+    if unknown:
+        raise ValueError(f"`layouts` must be among {LAYOUTS}, got {unknown}")
     out_dir = os.fspath(out_dir)
     os.makedirs(os.path.join(out_dir, "videos"), exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -316,6 +336,10 @@ def generate(
         os.path.join(out_dir, "EPIC_100_noun_classes.csv"), index=False
     )
     pd.DataFrame(video_rows).to_csv(os.path.join(out_dir, "EPIC_100_video_info.csv"), index=False)
+    if "egoclip" in layouts:
+        write_egoclip_layout(out_dir, seed)
+    if "charades_ego" in layouts:
+        write_charades_ego_layout(out_dir)
     return SyntheticSummary(
         out_dir=out_dir,
         num_train=len(splits["train"]),
@@ -323,6 +347,144 @@ def generate(
         num_videos=len(video_rows),
         num_sentences=len(test_sentences),
     )
+
+
+def _read_split(out_dir: str, split: str) -> pd.DataFrame:
+    """The EK-100 clip table of ``split`` written by `generate`, plus ``start`` / ``stop`` in seconds and the
+    video ``duration``."""
+    paths = [
+        os.path.join(out_dir, name) for name in (f"EPIC_100_retrieval_{split}.csv", "EPIC_100_video_info.csv")
+    ]
+    for path in paths:
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{path} not found: write the synthetic set with `generate` first")
+    clips = pd.read_csv(paths[0])
+    durations = pd.read_csv(paths[1]).set_index("video_id")["duration"]
+    clips["start"] = pd.to_timedelta(clips["start_timestamp"]).dt.total_seconds()
+    clips["stop"] = pd.to_timedelta(clips["stop_timestamp"]).dt.total_seconds()
+    clips["duration"] = clips["video_id"].map(durations)
+    return clips
+
+
+def _egoclip_table(clips: pd.DataFrame) -> pd.DataFrame:
+    """EgoClip rows (columns of the EgoVLP ``egoclip.csv``) of EK-100-layout synthetic clips."""
+    return pd.DataFrame(
+        {
+            "video_uid": clips["video_id"],
+            "video_dur": clips["duration"],
+            "narration_source": "narration_pass_1",
+            "narration_ind": clips["narration_id"].str.rsplit("_", n=1).str[1].astype(int),
+            "narration_time": ((clips["start"] + clips["stop"]) / 2).round(3),
+            "clip_start": clips["start"],
+            "clip_end": clips["stop"],
+            "clip_text": clips["narration"],
+            "tag_verb": clips["verb_class"].map(lambda verb: f"[{verb}]"),
+            "tag_noun": clips["all_noun_classes"],
+        }
+    )
+
+
+def _mcq_question(
+    records: list[dict], answer: int, distractors: Sequence[int], types: int, rng: np.random.Generator
+) -> dict:
+    order = [int(j) for j in rng.permutation([answer, *distractors])]
+    return {
+        "query": records[answer],
+        "choices": {str(k): records[j] for k, j in enumerate(order)},
+        "answer": order.index(answer),
+        "types": types,
+    }
+
+
+def egomcq_questions(egoclip: pd.DataFrame, rng: np.random.Generator) -> dict[str, dict]:
+    """EgoMCQ questions over EgoClip rows, keyed ``"0", "1", ...``: every clip is the answer of an inter-video
+    question (distractors: one clip from each of 4 other videos) and, if its video holds 4 more clips, of an
+    intra-video question (distractors: 4 clips of its video). Distractors never share the query's text."""
+    records = egoclip.to_dict("records")
+    by_video = egoclip.groupby("video_uid", sort=True).indices
+    questions = []
+    for answer, record in enumerate(records):
+        text = record["clip_text"]
+        pools = {
+            video: [int(j) for j in rows if records[j]["clip_text"] != text]
+            for video, rows in by_video.items()
+        }
+        others = [video for video, pool in pools.items() if video != record["video_uid"] and pool]
+        if len(others) >= MCQ_CHOICES - 1:
+            videos = rng.choice(len(others), MCQ_CHOICES - 1, replace=False)
+            distractors = [int(rng.choice(pools[others[v]])) for v in videos]
+            questions.append(_mcq_question(records, answer, distractors, 1, rng))
+        same = pools[record["video_uid"]]
+        if len(same) >= MCQ_CHOICES - 1:
+            distractors = rng.choice(same, MCQ_CHOICES - 1, replace=False)
+            questions.append(_mcq_question(records, answer, distractors, 2, rng))
+    return {str(index): question for index, question in enumerate(questions)}
+
+
+def write_egoclip_layout(out_dir: str | os.PathLike, seed: int = 0) -> dict[str, int]:
+    """Write ``egoclip.csv`` (the train clips) and ``egomcq.json`` (questions on the test clips, see
+    `egomcq_questions`) next to the EK-100 files of a synthetic set; returns the number of rows / questions.
+
+    Raises ``ValueError`` when the test split cannot give both question types (5 test videos and a test video
+    with 5 clips are needed: raise ``num_clips``, ``test_fraction`` or ``max_clips_per_video``).
+    """
+    out_dir = os.fspath(out_dir)
+    train = _egoclip_table(_read_split(out_dir, "train"))
+    test = _egoclip_table(_read_split(out_dir, "test"))
+    questions = egomcq_questions(test, np.random.default_rng([seed, 1]))
+    counts = {kind: sum(q["types"] == kind for q in questions.values()) for kind in (1, 2)}
+    if not all(counts.values()):
+        raise ValueError(
+            f"{out_dir}: the test split gives {counts[1]} inter-video and {counts[2]} intra-video EgoMCQ "
+            f"questions; both need {MCQ_CHOICES} test videos / {MCQ_CHOICES} clips in one test video (raise "
+            "num_clips, test_fraction or max_clips_per_video)"
+        )
+    train.to_csv(os.path.join(out_dir, "egoclip.csv"), sep="\t", index=False)
+    with open(os.path.join(out_dir, "egomcq.json"), "w", encoding="utf-8") as handle:
+        json.dump(questions, handle, indent=1)
+    return {"egoclip": len(train), "inter_video": counts[1], "intra_video": counts[2]}
+
+
+def _charades_table(clips: pd.DataFrame) -> pd.DataFrame:
+    """One Charades-Ego row per video: its clips as ``actions`` ``"c<verb x shape> start stop;..."``."""
+    rows = []
+    for video_id, group in clips.groupby("video_id", sort=True):
+        labels = group["verb_class"] * len(SHAPES) + group["noun_class"]
+        actions = ";".join(
+            f"c{label:03d} {start:.2f} {stop:.2f}"
+            for label, start, stop in zip(labels, group["start"], group["stop"], strict=True)
+        )
+        rows.append(
+            {
+                "id": video_id,
+                "subject": group["participant_id"].iloc[0],
+                "scene": "synthetic",
+                "quality": "",
+                "relevance": "",
+                "verified": "Yes",
+                "script": "; ".join(group["narration"]),
+                "objects": ";".join(sorted(set(group["noun"]))),
+                "descriptions": "; ".join(group["narration"]),
+                "actions": actions,
+                "length": group["duration"].iloc[0],
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def write_charades_ego_layout(out_dir: str | os.PathLike) -> dict[str, int]:
+    """Write ``CharadesEgo_v1_{train,test}_only1st.csv`` (the videos of each split) and
+    ``Charades_v1_classes.txt`` (`CHARADES_CLASSES`, class ``verb * 3 + shape``) next to the EK-100 files of a
+    synthetic set; returns the number of videos per split."""
+    out_dir = os.fspath(out_dir)
+    counts = {}
+    for split in ("train", "test"):
+        table = _charades_table(_read_split(out_dir, split))
+        table.to_csv(os.path.join(out_dir, f"CharadesEgo_v1_{split}_only1st.csv"), index=False)
+        counts[split] = len(table)
+    with open(os.path.join(out_dir, "Charades_v1_classes.txt"), "w", encoding="utf-8") as handle:
+        handle.writelines(f"c{index:03d} {name}\n" for index, name in enumerate(CHARADES_CLASSES))
+    return counts
 
 
 def _pick_test_videos(clips: pd.DataFrame, test_fraction: float, rng: np.random.Generator) -> set[str]:
@@ -378,6 +540,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-clips-per-video", type=int, default=3)
     parser.add_argument("--test-fraction", type=float, default=0.25)
     parser.add_argument("--chunk-len", type=int, default=None, help="write the pre-chunked layout (seconds)")
+    parser.add_argument(
+        "--layouts", nargs="+", choices=LAYOUTS, default=[], help="also write these annotation layouts"
+    )
     args = parser.parse_args(argv)
     summary = generate(
         args.out,
@@ -389,6 +554,7 @@ def main(argv: list[str] | None = None) -> None:
         max_clips_per_video=args.max_clips_per_video,
         test_fraction=args.test_fraction,
         chunk_len=args.chunk_len,
+        layouts=args.layouts,
     )
     print(
         f"wrote {summary.num_train} train and {summary.num_test} test clips ({summary.num_videos} videos, "
