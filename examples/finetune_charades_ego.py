@@ -10,8 +10,6 @@ metric is the video-level mAP of class-name retrieval on the untrimmed test vide
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import asdict, dataclass, field
 
 from transformers import HfArgumentParser
@@ -28,6 +26,7 @@ from eva02at_hf.training import (
     class_incidence,
     evaluate_charades_ego,
     load_model_and_processor,
+    save_results,
 )
 
 
@@ -88,9 +87,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     results = {"world_size": accelerator.num_processes, "args": asdict(script), **trainer.train()}
     results["num_skipped_clips"] = collator.num_skipped
-    if accelerator.is_main_process:
-        with open(os.path.join(config.output_dir, "results.json"), "w") as handle:
-            json.dump(results, handle, indent=2)
+    save_results(accelerator, config.output_dir, results)
     return results
 
 

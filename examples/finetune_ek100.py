@@ -11,7 +11,6 @@ egonce``.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass, field
 
@@ -30,6 +29,7 @@ from eva02at_hf.training import (
     build_loss,
     evaluate_ek100_mir,
     load_model_and_processor,
+    save_results,
 )
 
 
@@ -91,9 +91,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     results.update(trainer.train())
     results["num_skipped_clips"] = collator.num_skipped
-    if accelerator.is_main_process:
-        with open(os.path.join(config.output_dir, "results.json"), "w") as handle:
-            json.dump(results, handle, indent=2)
+    save_results(accelerator, config.output_dir, results)
     return results
 
 

@@ -11,8 +11,6 @@ GPU (1024 in total on 4 GPUs), initialised from an EVA02-CLIP image checkpoint c
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -29,6 +27,7 @@ from eva02at_hf.training import (
     build_loss,
     evaluate_egomcq,
     load_model_and_processor,
+    save_results,
 )
 
 
@@ -86,9 +85,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     results = {"world_size": accelerator.num_processes, "args": asdict(script), **trainer.train()}
     results["num_skipped_clips"] = collator.num_skipped
-    if accelerator.is_main_process:
-        with open(os.path.join(config.output_dir, "results.json"), "w") as handle:
-            json.dump(results, handle, indent=2)
+    save_results(accelerator, config.output_dir, results)
     return results
 
 

@@ -11,7 +11,15 @@ from .data import (
     example_seed,
 )
 from .evaluation import embed_clips, embed_texts, evaluate_charades_ego, evaluate_egomcq, evaluate_ek100_mir
-from .loop import Trainer, TrainerState, TrainingConfig, build_accelerator, build_optimizer, latest_checkpoint
+from .loop import (
+    Trainer,
+    TrainerState,
+    TrainingConfig,
+    build_accelerator,
+    build_optimizer,
+    latest_checkpoint,
+    save_results,
+)
 from .models import load_model_and_processor, processor_for
 from .objectives import LOSSES, RetrievalObjective, build_loss
 from .schedules import SCHEDULES, build_scheduler
@@ -43,4 +51,5 @@ __all__ = [
     "latest_checkpoint",
     "load_model_and_processor",
     "processor_for",
+    "save_results",
 ]

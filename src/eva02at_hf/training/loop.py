@@ -331,6 +331,13 @@ class Trainer:
         )
 
 
+def save_results(accelerator: Accelerator, output_dir: str, results: dict[str, Any]) -> None:
+    """Write `results` to `<output_dir>/results.json` from the main process only."""
+    if accelerator.is_main_process:
+        with open(os.path.join(output_dir, "results.json"), "w") as handle:
+            json.dump(results, handle, indent=2)
+
+
 def build_accelerator(config: TrainingConfig) -> Accelerator:
     """Accelerator with the config's accumulation / precision, trackers, and scheduler stepped once per update.
 
