@@ -79,7 +79,7 @@ def main() -> None:
     parser.add_argument("--num_clips", type=int, default=360)
     parser.add_argument("--num_frames", type=int, default=4)
     parser.add_argument("--num_epochs", type=int, default=20)
-    parser.add_argument("--learning_rate", type=float, default=1e-3)
+    parser.add_argument("--learning_rate", type=float, default=3e-4)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     args = parser.parse_args()
     data_dir = os.path.join(args.output_dir, "data")

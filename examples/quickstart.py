@@ -49,7 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--num_epochs", type=int, default=20)
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument(
-        "--learning_rate", type=float, default=1e-3, help="peak; random init needs more than 2e-5"
+        "--learning_rate", type=float, default=3e-4, help="peak; random init needs more than 2e-5"
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--num_workers", type=int, default=0)

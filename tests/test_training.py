@@ -28,6 +28,7 @@ from eva02at_hf.training import (
     cached_relevancy,
     load_model_and_processor,
 )
+from eva02at_hf.training.loop import checkpoint_steps
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -144,10 +145,13 @@ def test_kill_and_resume_ends_at_the_same_weights(synthetic_set, tmp_path):
     full = _trainer(train, str(tmp_path / "full"))
     full.train()
     assert full.state.global_step == 2 * full.updates_per_epoch == 8
+    # Checkpoints after updates 4 (epoch end) and 8 (epoch end); the default save_total_limit=2 keeps both.
+    assert checkpoint_steps(str(tmp_path / "full")) == [4, 8]
     _trainer(train, str(tmp_path / "cut"), max_steps=3, checkpointing_steps=3).train()  # "killed" after 3
-    resumed = _trainer(train, str(tmp_path / "cut"), resume_from_checkpoint="latest")
+    resumed = _trainer(train, str(tmp_path / "cut"), resume_from_checkpoint="latest", save_total_limit=1)
     resumed.train()
     assert resumed.state.global_step == 8
+    assert checkpoint_steps(str(tmp_path / "cut")) == [8]  # older checkpoints rotated away
     expected = load_file(tmp_path / "full" / "last" / "model.safetensors")
     found = load_file(tmp_path / "cut" / "last" / "model.safetensors")
     assert expected.keys() == found.keys()

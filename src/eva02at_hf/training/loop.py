@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import re
+import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -65,6 +66,9 @@ class TrainingConfig:
     seed: int = field(default=0, metadata={"help": "Seed of initialisation, shuffling and sampling."})
     num_workers: int = field(default=2, metadata={"help": "DataLoader worker processes."})
     checkpointing_steps: int | None = field(default=None, metadata={"help": "save_state every N updates."})
+    save_total_limit: int | None = field(
+        default=2, metadata={"help": "Keep only the N newest save_state checkpoints (None keeps all)."}
+    )
     eval_every_epochs: int = field(default=5, metadata={"help": "Evaluate every N epochs and at the end."})
     eval_batch_size: int = field(default=32, metadata={"help": "Clips per process per evaluation batch."})
     metric_for_best: str = field(default="mAP_avg", metadata={"help": "Metric selecting the best model."})
@@ -92,6 +96,7 @@ class TrainingConfig:
             (self.batch_size >= 1 and self.gradient_accumulation_steps >= 1, "batch sizes must be >= 1"),
             (self.num_epochs >= 1, "--num_epochs must be >= 1"),
             (not self.push_to_hub or self.hub_model_id, "--push_to_hub needs --hub_model_id"),
+            (self.save_total_limit is None or self.save_total_limit >= 1, "--save_total_limit must be >= 1"),
         ]
         for ok, message in checks:
             if not ok:
@@ -124,15 +129,18 @@ def build_optimizer(model: torch.nn.Module, config: TrainingConfig) -> torch.opt
     return torch.optim.AdamW(groups, lr=config.learning_rate)
 
 
+def checkpoint_steps(output_dir: str) -> list[int]:
+    """The N of every ``step_<N>`` folder under ``<output_dir>/checkpoints``, ascending."""
+    root = os.path.join(output_dir, CHECKPOINT_DIR)
+    if not os.path.isdir(root):
+        return []
+    return sorted(int(m.group(1)) for n in os.listdir(root) if (m := re.fullmatch(r"step_(\d+)", n)))
+
+
 def latest_checkpoint(output_dir: str) -> str | None:
     """The ``step_<N>`` folder with the largest N under ``<output_dir>/checkpoints``, or None."""
-    root = os.path.join(output_dir, CHECKPOINT_DIR)
-    steps = (
-        [int(m.group(1)) for n in os.listdir(root) if (m := re.fullmatch(r"step_(\d+)", n))]
-        if os.path.isdir(root)
-        else []
-    )
-    return os.path.join(root, f"step_{max(steps)}") if steps else None
+    steps = checkpoint_steps(output_dir)
+    return os.path.join(output_dir, CHECKPOINT_DIR, f"step_{steps[-1]}") if steps else None
 
 
 class Trainer:
@@ -209,6 +217,9 @@ class Trainer:
         if self.accelerator.is_main_process:
             with open(os.path.join(path, STATE_FILE), "w") as handle:
                 json.dump(asdict(self.state), handle, indent=1)
+            limit = self.config.save_total_limit
+            for step in checkpoint_steps(self.config.output_dir)[:-limit] if limit else []:
+                shutil.rmtree(os.path.join(self.config.output_dir, CHECKPOINT_DIR, f"step_{step}"))
         self.accelerator.wait_for_everyone()
         return path
 
