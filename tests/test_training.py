@@ -162,7 +162,7 @@ def test_kill_and_resume_ends_at_the_same_weights(synthetic_set, tmp_path):
 def _finetune(data_dir: Path, output_dir: Path, nproc: int) -> dict:
     command = [
         *(
-            [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc)]
+            [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc)]
             if nproc > 1
             else [sys.executable]
         ),
