@@ -18,17 +18,13 @@ import time
 import numpy as np
 
 from eva02at_hf.data import synthetic
-from eva02at_hf.relevancy import HardMiningSampler
 from eva02at_hf.training import (
-    ClipTextDataset,
     EK100Split,
-    RetrievalObjective,
-    Trainer,
-    TrainingCollator,
     TrainingConfig,
     build_accelerator,
+    build_ek100_trainer,
     build_loss,
-    evaluate_ek100_mir,
+    ek100_evaluator,
     load_model_and_processor,
 )
 
@@ -56,19 +52,9 @@ def run(args, encoding: str, loss: str, seed: int, train: EK100Split, test: EK10
     model, processor = load_model_and_processor(
         None, num_frames=args.num_frames, vision_config={"temporal_position_encoding": encoding}
     )
-    dataset = ClipTextDataset(train.clips, train.sentences, HardMiningSampler(train.relevancy, 0.1), seed)
-    collator = TrainingCollator(
-        processor, args.num_frames, "segment_random", keep_columns=("clip_index", "sentence_index")
-    )
-
-    def evaluate(network, acc):
-        return evaluate_ek100_mir(
-            network, processor, test.clips, test.sentences, test.relevancy, acc, args.num_frames, 64
-        )
-
-    objective = RetrievalObjective(build_loss(loss), train.relevancy)
-    trainer = Trainer(
-        config, model, processor, dataset, collator, objective, evaluate, accelerator=accelerator
+    evaluate = ek100_evaluator(processor, test, args.num_frames, batch_size=64)
+    trainer = build_ek100_trainer(
+        config, model, processor, train, build_loss(loss), args.num_frames, 0.1, evaluate, accelerator
     )
     return trainer.train()["final"]
 

@@ -21,9 +21,9 @@ from eva02at_hf.training import (
     EK100Split,
     TrainingConfig,
     build_accelerator,
+    ek100_evaluator,
     evaluate_charades_ego,
     evaluate_egomcq,
-    evaluate_ek100_mir,
     load_model_and_processor,
 )
 
@@ -70,17 +70,8 @@ def main(argv: list[str] | None = None) -> dict:
                 os.path.join(args.output_dir, "cache"),
                 chunk_len=args.ek100_chunk_len,
             )
-        results["ek100_mir"] = evaluate_ek100_mir(
-            model,
-            processor,
-            test.clips,
-            test.sentences,
-            test.relevancy,
-            accelerator,
-            args.num_frames,
-            args.batch_size,
-            args.num_workers,
-        )
+        evaluate = ek100_evaluator(processor, test, args.num_frames, args.batch_size, args.num_workers)
+        results["ek100_mir"] = evaluate(model, accelerator)
     if args.egomcq_dir:
         with accelerator.main_process_first():
             questions = load_egomcq(args.egomcq_dir, args.egomcq_videos, chunk_len=args.egomcq_chunk_len)

@@ -85,8 +85,7 @@ def main(argv: list[str] | None = None) -> dict:
     trainer = Trainer(
         config, model, processor, dataset, collator, objective, evaluate, accelerator=accelerator
     )
-    results = {"world_size": accelerator.num_processes, "args": asdict(script), **trainer.train()}
-    results["num_skipped_clips"] = collator.num_skipped
+    results = {"args": asdict(script), **trainer.train()}
     save_results(accelerator, config.output_dir, results)
     return results
 

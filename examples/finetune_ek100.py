@@ -16,18 +16,14 @@ from dataclasses import asdict, dataclass, field
 
 from transformers import HfArgumentParser
 
-from eva02at_hf.relevancy import HardMiningSampler
 from eva02at_hf.training import (
     LOSSES,
-    ClipTextDataset,
     EK100Split,
-    RetrievalObjective,
-    Trainer,
-    TrainingCollator,
     TrainingConfig,
     build_accelerator,
+    build_ek100_trainer,
     build_loss,
-    evaluate_ek100_mir,
+    ek100_evaluator,
     load_model_and_processor,
     save_results,
 )
@@ -63,34 +59,15 @@ def main(argv: list[str] | None = None) -> dict:
     train, test = splits["train"], splits["test"]
     model, processor = load_model_and_processor(script.model, script.preset, num_frames=script.num_frames)
 
-    def evaluate(network, acc):
-        return evaluate_ek100_mir(
-            network,
-            processor,
-            test.clips,
-            test.sentences,
-            test.relevancy,
-            acc,
-            script.num_frames,
-            config.eval_batch_size,
-            config.num_workers,
-        )
-
-    results = {"world_size": accelerator.num_processes, "args": asdict(script)}
+    evaluate = ek100_evaluator(processor, test, script.num_frames, config.eval_batch_size, config.num_workers)
+    results = {"args": asdict(script)}
     if script.zero_shot:
         results["zero_shot"] = evaluate(model, accelerator)
-    positives = HardMiningSampler(train.relevancy, script.epsilon)
-    dataset = ClipTextDataset(train.clips, train.sentences, positives, seed=config.seed)
-    collator = TrainingCollator(
-        processor, script.num_frames, sampling="segment_random", keep_columns=("clip_index", "sentence_index")
-    )
     criterion = build_loss(script.loss, script.margin, script.tau, script.epsilon, script.temperature)
-    objective = RetrievalObjective(criterion, train.relevancy)
-    trainer = Trainer(
-        config, model, processor, dataset, collator, objective, evaluate, accelerator=accelerator
+    trainer = build_ek100_trainer(
+        config, model, processor, train, criterion, script.num_frames, script.epsilon, evaluate, accelerator
     )
     results.update(trainer.train())
-    results["num_skipped_clips"] = collator.num_skipped
     save_results(accelerator, config.output_dir, results)
     return results
 

@@ -21,19 +21,15 @@ from transformers import AutoModel, AutoProcessor
 
 import eva02at_hf  # noqa: F401  (registers EVA02-AT with the Auto classes)
 from eva02at_hf.data import synthetic
-from eva02at_hf.relevancy import HardMiningSampler
 from eva02at_hf.training import (
-    ClipTextDataset,
     EK100Split,
-    RetrievalObjective,
-    Trainer,
-    TrainingCollator,
     TrainingConfig,
     build_accelerator,
+    build_ek100_trainer,
     build_loss,
+    ek100_evaluator,
     embed_clips,
     embed_texts,
-    evaluate_ek100_mir,
     load_model_and_processor,
 )
 
@@ -102,30 +98,12 @@ def main(argv: list[str] | None = None) -> dict:
     )
     accelerator = build_accelerator(config)
 
-    def evaluate(network, acc):
-        return evaluate_ek100_mir(
-            network,
-            processor,
-            test.clips,
-            test.sentences,
-            test.relevancy,
-            acc,
-            args.num_frames,
-            batch_size=64,
-        )
-
+    evaluate = ek100_evaluator(processor, test, args.num_frames, batch_size=64)
     zero_shot = evaluate(model, accelerator)
     print(f"[2/5] zero-shot:  mAP avg {zero_shot['mAP_avg']:.1f}  nDCG avg {zero_shot['nDCG_avg']:.1f}")
 
-    dataset = ClipTextDataset(
-        train.clips, train.sentences, HardMiningSampler(train.relevancy, 0.1), args.seed
-    )
-    collator = TrainingCollator(
-        processor, args.num_frames, sampling="segment_random", keep_columns=("clip_index", "sentence_index")
-    )
-    objective = RetrievalObjective(build_loss("sms"), train.relevancy)
-    trainer = Trainer(
-        config, model, processor, dataset, collator, objective, evaluate, accelerator=accelerator
+    trainer = build_ek100_trainer(
+        config, model, processor, train, build_loss("sms"), args.num_frames, 0.1, evaluate, accelerator
     )
     fine_tuned = trainer.train()["final"]
     print(f"[3/5] fine-tuned: mAP avg {fine_tuned['mAP_avg']:.1f}  nDCG avg {fine_tuned['nDCG_avg']:.1f}")
@@ -133,15 +111,8 @@ def main(argv: list[str] | None = None) -> dict:
     saved = os.path.join(args.output_dir, "last")
     reloaded_model = AutoModel.from_pretrained(saved)
     reloaded_processor = AutoProcessor.from_pretrained(saved)
-    reloaded = evaluate_ek100_mir(
-        reloaded_model,
-        reloaded_processor,
-        test.clips,
-        test.sentences,
-        test.relevancy,
-        accelerator,
-        args.num_frames,
-        batch_size=64,
+    reloaded = ek100_evaluator(reloaded_processor, test, args.num_frames, batch_size=64)(
+        reloaded_model, accelerator
     )
     print(f"[4/5] reloaded {type(reloaded_model).__name__} from {saved}: mAP avg {reloaded['mAP_avg']:.1f}")
 

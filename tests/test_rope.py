@@ -47,10 +47,12 @@ def test_single_frame_equals_timm_image_rope(grid: tuple[int, int], reference: i
     )
     config = EVA02ATVisionConfig(hidden_size=768, num_attention_heads=12, rope_reference_grid_size=reference)
     ours = EVA02ATRotaryEmbedding(config)(1, grid, torch.device("cpu"))
-    assert torch.allclose(ours, timm_rope.get_embed(), atol=1e-6)
+    # Row 0 is the CLS token's identity rotation (sin 0, cos 1), as EVA02 leaves the CLS token unrotated.
+    assert torch.equal(ours[0], torch.cat([torch.zeros(64), torch.ones(64)]))
+    assert torch.allclose(ours[1:], timm_rope.get_embed(), atol=1e-6)
     # Frame 0 of a longer clip also carries exactly the image rotation (t = 0).
     clip = EVA02ATRotaryEmbedding(config)(4, grid, torch.device("cpu"))
-    assert torch.allclose(clip[: grid[0] * grid[1]], timm_rope.get_embed(), atol=1e-6)
+    assert torch.allclose(clip[1 : 1 + grid[0] * grid[1]], timm_rope.get_embed(), atol=1e-6)
 
 
 def _scores(angles: torch.Tensor, head_dim: int) -> torch.Tensor:
@@ -113,7 +115,7 @@ def test_rope_table_is_cached_per_shape() -> None:
     rope = EVA02ATRotaryEmbedding(EVA02ATVisionConfig())
     first = rope(4, (14, 14), torch.device("cpu"))
     assert rope(4, (14, 14), torch.device("cpu")) is first
-    assert rope(8, (14, 14), torch.device("cpu")).shape == (8 * 196, 128)
+    assert rope(8, (14, 14), torch.device("cpu")).shape == (1 + 8 * 196, 128)
 
 
 def test_rope_keeps_float32_angles_for_bf16_activations() -> None:

@@ -23,6 +23,7 @@ from eva02at_hf.training import (
     Trainer,
     TrainingCollator,
     TrainingConfig,
+    build_ek100_trainer,
     build_loss,
     build_scheduler,
     cached_relevancy,
@@ -125,19 +126,33 @@ def test_relevancy_cache_is_reused(tmp_path):
 def _trainer(train, output_dir: str, **overrides) -> Trainer:
     torch.manual_seed(0)
     model, processor = load_model_and_processor(None, num_frames=2)
-    config = TrainingConfig(
-        output_dir=output_dir,
-        num_epochs=2,
-        batch_size=8,
-        learning_rate=1e-3,
-        num_workers=0,
-        report_to="none",
-        **overrides,
-    )
-    dataset = ClipTextDataset(train.clips, train.sentences, HardMiningSampler(train.relevancy, 0.1), seed=0)
-    collator = TrainingCollator(processor, 2, "segment_random", keep_columns=("clip_index", "sentence_index"))
-    objective = RetrievalObjective(build_loss("sms"), train.relevancy)
-    return Trainer(config, model, processor, dataset, collator, objective)
+    settings = {
+        "num_epochs": 2,
+        "batch_size": 8,
+        "learning_rate": 1e-3,
+        "num_workers": 0,
+        "report_to": "none",
+    }
+    config = TrainingConfig(output_dir=output_dir, **{**settings, **overrides})
+    return build_ek100_trainer(config, model, processor, train, build_loss("sms"), num_frames=2)
+
+
+def test_push_to_hub_publishes_the_saved_model_with_a_card(synthetic_set, tmp_path, monkeypatch):
+    import eva02at_hf.hub
+
+    calls = []
+    monkeypatch.setattr(eva02at_hf.hub, "publish", lambda *args, **kwargs: calls.append((args, kwargs)))
+    _, train = synthetic_set
+    output_dir = tmp_path / "run"
+    results = _trainer(
+        train, str(output_dir), max_steps=1, push_to_hub=True, hub_model_id="me/eva02at-run"
+    ).train()
+    assert results["world_size"] == 1 and results["num_skipped_clips"] == 0
+    [(args, kwargs)] = calls
+    folder, repo_id, card = args[:3]
+    assert folder == str(output_dir / "last") and repo_id == "me/eva02at-run"  # no evaluation, so no best/
+    assert (output_dir / "last" / "config.json").is_file()
+    assert "me/eva02at-run" in str(card) and "library_name: transformers" in str(card)
 
 
 def test_kill_and_resume_ends_at_the_same_weights(synthetic_set, tmp_path):

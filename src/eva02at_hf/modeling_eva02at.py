@@ -141,7 +141,8 @@ class EVA02ATVisionEmbeddings(nn.Module):
 
 
 class EVA02ATRotaryEmbedding(nn.Module):
-    """Builds the (T * N, 2 * head_dim) sin/cos table of the configured RoPE once per forward pass.
+    """Builds the (1 + T * N, 2 * head_dim) sin/cos table of the configured RoPE once per forward pass: an identity
+    rotation for the CLS token (it carries no position), then the patches.
 
     Tables are cached per (frames, grid, device) shape, so every layer and every later call with the same shape
     reuses them.
@@ -169,12 +170,16 @@ class EVA02ATRotaryEmbedding(nn.Module):
             temporal = torch.zeros_like(temporal)
         return spatial_temporal_rope_angles(spatial, temporal)
 
+    def table(self, num_frames: int, grid_size: tuple[int, int], device: torch.device) -> torch.Tensor:
+        """The uncached (1 + T * N, 2 * head_dim) table."""
+        return prepend_identity_rotation(angles_to_sincos(self.angles(num_frames, grid_size))).to(device)
+
     def forward(self, num_frames: int, grid_size: tuple[int, int], device: torch.device) -> torch.Tensor:
-        key = (num_frames, tuple(grid_size), device)
         if torch.compiler.is_compiling():
-            return angles_to_sincos(self.angles(num_frames, grid_size)).to(device)
+            return self.table(num_frames, grid_size, device)
+        key = (num_frames, tuple(grid_size), device)
         if key not in self._cache:
-            self._cache[key] = angles_to_sincos(self.angles(num_frames, grid_size)).to(device)
+            self._cache[key] = self.table(num_frames, grid_size, device)
         return self._cache[key]
 
 
@@ -373,9 +378,7 @@ class EVA02ATVisionModel(EVA02ATPreTrainedModel):
                 f"(batch, {self.config.num_channels}, height, width); got {tuple(pixel_values.shape)}."
             )
         hidden_states, grid_size = self.embeddings(pixel_values)
-        rope = prepend_identity_rotation(
-            self.rotary_embedding(pixel_values.shape[1], grid_size, hidden_states.device)
-        )
+        rope = self.rotary_embedding(pixel_values.shape[1], grid_size, hidden_states.device)
         for layer in self.layers:
             hidden_states = layer(hidden_states, rope, **kwargs)
         last_hidden_state = self.post_layernorm(hidden_states)

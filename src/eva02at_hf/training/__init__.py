@@ -22,6 +22,7 @@ from .loop import (
 )
 from .models import load_model_and_processor, processor_for
 from .objectives import LOSSES, RetrievalObjective, build_loss
+from .recipes import build_ek100_trainer, ek100_evaluator
 from .schedules import SCHEDULES, build_scheduler
 
 __all__ = [
@@ -37,12 +38,14 @@ __all__ = [
     "TrainingConfig",
     "annotation_fingerprint",
     "build_accelerator",
+    "build_ek100_trainer",
     "build_loss",
     "build_optimizer",
     "build_scheduler",
     "cached_relevancy",
     "class_incidence",
     "embed_clips",
+    "ek100_evaluator",
     "embed_texts",
     "evaluate_charades_ego",
     "evaluate_egomcq",

@@ -18,6 +18,7 @@ import logging
 import os
 import re
 import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -174,10 +175,10 @@ class Trainer:
         self.accelerator = accelerator or build_accelerator(config)
         set_seed(config.seed)
         if config.gradient_checkpointing:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
         if hasattr(model, "logit_scale"):
             model.logit_scale.requires_grad_(False)
-        self.train_dataset = train_dataset
+        self.train_dataset, self.collate_fn = train_dataset, collate_fn
         self.sampler = EpochShuffleSampler(len(train_dataset), seed=config.seed)
         loader = DataLoader(
             train_dataset,
@@ -282,7 +283,8 @@ class Trainer:
         return loss.detach() / self.accelerator.num_processes
 
     def train(self) -> dict[str, Any]:
-        """Run (or resume) training; returns ``{"final": metrics, "best_metric": ..., "history": [...]}``."""
+        """Run (or resume) training; returns ``{"world_size", "final": metrics, "best_metric", "history": [...],
+        "num_skipped_clips"}`` (clips the collator could not decode, as counted in this process)."""
         config, accelerator = self.config, self.accelerator
         if config.resume_from_checkpoint:
             self.load_state(config.resume_from_checkpoint)
@@ -329,17 +331,25 @@ class Trainer:
         if config.push_to_hub and accelerator.is_main_process:
             self.push_to_hub()
         accelerator.end_training()
-        return {"final": metrics, "best_metric": self.state.best_metric, "history": self.state.history}
+        return {
+            "world_size": accelerator.num_processes,
+            "final": metrics,
+            "best_metric": self.state.best_metric,
+            "history": self.state.history,
+            "num_skipped_clips": getattr(self.collate_fn, "num_skipped", 0),
+        }
 
     def push_to_hub(self) -> None:
+        """Publish the best (else last) model + processor with a model card, through `eva02at_hf.hub.publish`."""
+        from ..hub import publish, render_model_card
+
         best = os.path.join(self.config.output_dir, "best")
         folder = best if os.path.isdir(best) else os.path.join(self.config.output_dir, "last")
-        from huggingface_hub import create_repo, upload_folder
-
-        create_repo(self.config.hub_model_id, exist_ok=True)
-        upload_folder(
-            repo_id=self.config.hub_model_id, folder_path=folder, commit_message="EVA02-AT training run"
+        card = render_model_card(
+            self.accelerator.unwrap_model(self.model).config, None, self.config.hub_model_id
         )
+        with tempfile.TemporaryDirectory() as staging:
+            publish(folder, self.config.hub_model_id, card, staging, commit_message="EVA02-AT training run")
 
 
 def save_results(accelerator: Accelerator, output_dir: str, results: dict[str, Any]) -> None:
