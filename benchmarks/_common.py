@@ -47,7 +47,8 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
         "--sdpa-backend",
         default="auto",
         choices=["auto", *SDPA_BACKENDS],
-        help="restrict SDPA to one kernel with torch.nn.attention.sdpa_kernel (auto: PyTorch's choice)",
+        help="restrict SDPA to one kernel with torch.nn.attention.sdpa_kernel (auto: PyTorch's choice; flash: "
+        "fp32 cases use the memory-efficient kernel, as flash has no fp32 kernel)",
     )
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats per case (median reported)")
     parser.add_argument("--quick", action="store_true", help="fewer frame counts and repeats")
@@ -78,14 +79,26 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def sdpa_kernel_for(sdpa_backend: str, dtype: str) -> str:
+    """The SDPA kernel a run restricted to `sdpa_backend` uses at `dtype`.
+
+    FlashAttention has no fp32 kernel, so fp32 cases of a `--sdpa-backend flash` run use the memory-efficient
+    kernel; this lets one run compare fp32 and bf16 on each precision's fastest fused kernel.
+    """
+    if sdpa_backend == "flash" and dtype == "fp32":
+        return "efficient"
+    return sdpa_backend
+
+
 @contextlib.contextmanager
 def precision(device: torch.device, dtype: str, sdpa_backend: str = "auto") -> Iterator[None]:
-    """Autocast to `dtype` (fp32: none) and, unless `sdpa_backend == "auto"`, restrict SDPA to that kernel."""
+    """Autocast to `dtype` (fp32: none) and, unless `sdpa_backend == "auto"`, restrict SDPA to the kernel
+    `sdpa_kernel_for(sdpa_backend, dtype)`."""
     with contextlib.ExitStack() as stack:
         if dtype != "fp32":
             stack.enter_context(torch.autocast(device.type, dtype=DTYPES[dtype]))
         if sdpa_backend != "auto":
-            stack.enter_context(sdpa_kernel(SDPA_BACKENDS[sdpa_backend]))
+            stack.enter_context(sdpa_kernel(SDPA_BACKENDS[sdpa_kernel_for(sdpa_backend, dtype)]))
         yield
 
 

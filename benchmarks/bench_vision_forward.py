@@ -5,6 +5,8 @@ process (baseline: eager fp32); the first, memory-tracked call of each case is i
 
     python benchmarks/bench_vision_forward.py [--quick] [--presets eva02at-b eva02at-tiny] [--frames 1 4 8 16]
     python benchmarks/bench_vision_forward.py --device cuda --dtype fp32 bf16 --sdpa-backend flash
+
+(`--sdpa-backend flash`: the fp32 SDPA rows run the memory-efficient kernel, the bf16 rows FlashAttention.)
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from _common import (
     peak_memory,
     precision,
     print_table,
+    sdpa_kernel_for,
     setup,
     time_interleaved,
     vision_config,
@@ -82,6 +85,7 @@ def main() -> None:
                         "frames": num_frames,
                         "tokens": 1 + num_frames * (config.image_size // config.patch_size) ** 2,
                         "attn": attn,
+                        "kernel": sdpa_kernel_for(args.sdpa_backend, dtype) if attn == "sdpa" else "-",
                         "dtype": dtype,
                         "batch": batch_size,
                         "ms/clip": 1e3 * time_s / batch_size,
