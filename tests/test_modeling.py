@@ -206,6 +206,25 @@ def test_loading_at_another_frame_count_and_image_size_interpolates(tiny_model, 
     assert out.last_hidden_state.shape == (1, 1 + 4 * 36, 64)
 
 
+def test_resizing_after_a_forward_rebuilds_rescaled_rope(tiny_config) -> None:
+    # Under `rescaled` positions the RoPE table depends on config.num_frames: a table cached at 8 reference
+    # frames must not survive a resize to 4.
+    tiny_config.vision_config.temporal_rope_positions = "rescaled"
+    torch.manual_seed(0)
+    model = EVA02ATVisionModel(tiny_config.vision_config).eval()
+    pixel_values = torch.randn(1, 4, 3, 32, 32)
+    with torch.no_grad():
+        model(pixel_values=pixel_values)
+        model.resize_position_embeddings(num_frames=4)
+        resized = model(pixel_values=pixel_values).last_hidden_state
+    fresh = EVA02ATVisionModel(
+        EVA02ATVisionConfig(**{**tiny_config.vision_config.to_dict(), "num_frames": 4})
+    )
+    fresh.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        assert torch.allclose(resized, fresh.eval()(pixel_values=pixel_values).last_hidden_state, atol=1e-6)
+
+
 def test_other_frame_counts_at_inference_use_interpolated_temporal_embedding(tiny_model) -> None:
     with torch.no_grad():
         out = tiny_model.vision_model(pixel_values=torch.randn(1, 3, 3, 32, 32))
