@@ -90,6 +90,22 @@ def test_sms_threshold_selects_the_branch():
     assert sms_terms(similarity, relevancy, 0.6, 0.1, threshold=0.01)[0, 1].item() == pytest.approx(0.02)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(("positive", "negative"), [(0.5, 0.4), (0.6, 0.5), (0.9, 0.8), (1.0, 0.9)])
+def test_sms_r_equal_to_lambda_takes_the_pull_branch(positive: float, negative: float, dtype: torch.dtype):
+    # R = positive - negative = 0.1 = lambda exactly, though it rounds to 0.0999999 or 0.1000000 in floating
+    # point. Eq. 16's R >= lambda branch: [0.1 * 0.6 - 0]_+ = 0.06 (equal similarities), not the relaxed 0.
+    # The mirrored R = -lambda takes the push branch: [gap - R gamma]_+ = [0 + 0.1 * 0.6]_+ = 0.06.
+    similarity = torch.tensor([[0.3, 0.3], [0.3, 0.3]], dtype=dtype)
+    relevancy = torch.tensor([[positive, negative], [negative, positive]], dtype=dtype)
+    terms = sms_terms(similarity, relevancy, margin=0.6, tau=0.1, threshold=0.1)
+    assert terms[0, 1].item() == pytest.approx(0.06, abs=1e-6)
+    mirrored = torch.tensor([[negative, positive], [positive, negative]], dtype=dtype)
+    assert sms_terms(similarity, mirrored, margin=0.6, tau=0.1, threshold=0.1)[0, 1].item() == pytest.approx(
+        0.06, abs=1e-6
+    )
+
+
 def test_sms_fig2b_negative_more_relevant_than_positive():
     # Video 0's sampled positive is only partially relevant (0.5) while text 1 matches it better (0.75).
     similarity = torch.tensor([[0.5, 0.5], [0.0, 0.9]], requires_grad=True)

@@ -206,10 +206,11 @@ def test_loading_at_another_frame_count_and_image_size_interpolates(tiny_model, 
     assert out.last_hidden_state.shape == (1, 1 + 4 * 36, 64)
 
 
-def test_resizing_after_a_forward_rebuilds_rescaled_rope(tiny_config) -> None:
-    # Under `rescaled` positions the RoPE table depends on config.num_frames: a table cached at 8 reference
-    # frames must not survive a resize to 4.
+def test_resizing_keeps_the_trained_range_of_rescaled_rope(tiny_config) -> None:
+    # Trained at 8 frames with `rescaled` positions, then resized to 4 after a forward (which cached a table):
+    # the model must behave as one configured for 4 frames whose RoPE still refers to 8.
     tiny_config.vision_config.temporal_rope_positions = "rescaled"
+    tiny_config.vision_config.num_frames = 8
     torch.manual_seed(0)
     model = EVA02ATVisionModel(tiny_config.vision_config).eval()
     pixel_values = torch.randn(1, 4, 3, 32, 32)
@@ -217,12 +218,21 @@ def test_resizing_after_a_forward_rebuilds_rescaled_rope(tiny_config) -> None:
         model(pixel_values=pixel_values)
         model.resize_position_embeddings(num_frames=4)
         resized = model(pixel_values=pixel_values).last_hidden_state
-    fresh = EVA02ATVisionModel(
-        EVA02ATVisionConfig(**{**tiny_config.vision_config.to_dict(), "num_frames": 4})
-    )
+    assert model.config.num_frames == 4 and model.config.temporal_rope_reference_frames == 8
+    config = {**tiny_config.vision_config.to_dict(), "num_frames": 4, "temporal_rope_reference_frames": 8}
+    fresh = EVA02ATVisionModel(EVA02ATVisionConfig(**config))
     fresh.load_state_dict(model.state_dict())
     with torch.no_grad():
         assert torch.allclose(resized, fresh.eval()(pixel_values=pixel_values).last_hidden_state, atol=1e-6)
+
+    # Loaded at 16 frames, frame 2k of a 16-frame clip sits where frame k of an 8-frame clip sat in training.
+    model.resize_position_embeddings(num_frames=16)
+    rotary, patches = model.rotary_embedding, 16
+    long_clip, trained = rotary.angles(16, (4, 4)), rotary.angles(8, (4, 4))
+    for k in range(4):
+        assert torch.allclose(
+            long_clip[2 * k * patches : (2 * k + 1) * patches], trained[k * patches : (k + 1) * patches]
+        )
 
 
 def test_other_frame_counts_at_inference_use_interpolated_temporal_embedding(tiny_model) -> None:

@@ -49,9 +49,13 @@ class EVA02ATVisionConfig(PreTrainedConfig):
             standard 1D RoPE spectrum `theta ** (-i / (head_dim / 2))` over all `head_dim / 2` rotary pairs.
         temporal_rope_positions (`str`): the temporal coordinate of frame t of a T-frame clip.
             `"index"` (default): t itself, so RoPE extrapolates to longer clips and frame spacing is the unit
-            of relative time; `"rescaled"`: `t * num_frames / T`, so a clip spans the same temporal range
-            as in training whatever its frame count (the same scheme EVA02 uses for spatial resolution).
-            With one frame both give t = 0, i.e. exactly the image model.
+            of relative time; `"rescaled"`: `t * T_ref / T` with `T_ref = temporal_rope_reference_frames`, so a
+            clip spans the same temporal range as in training whatever its frame count (the same scheme EVA02
+            uses for spatial resolution). With one frame both give t = 0, i.e. exactly the image model.
+        temporal_rope_reference_frames (`int`, *optional*): T_ref of `"rescaled"` positions, the frame count
+            the model was trained at; `None` (default) means `num_frames`. `resize_position_embeddings` and
+            `from_pretrained(num_frames=...)` set it to the checkpoint's frame count before changing
+            `num_frames`, so a model trained at 4 frames and loaded at 16 keeps the trained temporal range.
     """
 
     model_type = "eva02at_vision_model"
@@ -74,6 +78,7 @@ class EVA02ATVisionConfig(PreTrainedConfig):
     rope_reference_grid_size: int = 16
     temporal_rope_theta: float = 10000.0
     temporal_rope_positions: str = "index"
+    temporal_rope_reference_frames: int | None = None
 
     def validate_architecture(self) -> None:
         """Reject unknown option values and shapes RoPE cannot use, naming the offending field."""
@@ -102,6 +107,10 @@ class EVA02ATVisionConfig(PreTrainedConfig):
             )
         if self.num_frames < 1:
             raise ValueError(f"num_frames must be >= 1, got {self.num_frames}.")
+        if self.temporal_rope_reference_frames is not None and self.temporal_rope_reference_frames < 1:
+            raise ValueError(
+                f"temporal_rope_reference_frames must be >= 1 or None, got {self.temporal_rope_reference_frames}."
+            )
 
     @property
     def uses_learnable_temporal_embedding(self) -> bool:

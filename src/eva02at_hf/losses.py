@@ -8,8 +8,9 @@ Conventions shared by every loss:
 * Every loss is bi-directional: the video-to-text term uses the rows of `similarity` / `relevancy`, the
   text-to-video term the same function applied to `similarity.T` / `relevancy.T`.
 * Margin losses use the triplets (i, j, k) with j = i, the anchor's own sampled positive, and k every other
-  column of the batch (EgoVLP / AVION MI-MM, and the authors' released SMS code). `reduction="mean"` divides the
-  sum of the 2 B (B - 1) triplet terms by their number (as the released code); `"sum"` is the printed sums.
+  column of the batch (as EgoVLP / AVION MI-MM). `reduction="mean"` (default) divides the sum of the 2 B (B - 1)
+  triplet terms by their number, EgoVLP / AVION's convention; `"sum"` is the paper's printed sums (the two
+  differ by a constant factor, i.e. a rescaled learning rate).
 
 Across processes every rank computes the loss of the whole global batch. Gather the local embeddings with
 `gather_with_grad` (which keeps the gradient of the local shard only) and the clip / sentence indices with the
@@ -37,6 +38,8 @@ from torch import nn
 
 Reduction = Literal["mean", "sum"]
 _MAX_GATHER_DIMS = 8
+BOUNDARY_TOLERANCE = 1e-6
+"""Rounding allowed in SMS's R >= lambda test: relevancies are sums of small fractions (Eq. 5)."""
 
 
 def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
@@ -190,6 +193,10 @@ def sms_terms(
         R <= -threshold:  [-R gamma + gap]_+     (the "negative" is more relevant: push it above)
         |R| < threshold:  [|gap| - tau]_+ ("relaxed", Eq. 15)  or  [gap]_+ ("hinge", Eq. 16 as printed)
 
+    The branch tests allow `BOUNDARY_TOLERANCE` of rounding, so R = lambda exactly takes the R >= lambda branch
+    whatever the floating-point error of c_ii - c_ik (0.5 - 0.4 is 0.0999999 in float32, 0.6 - 0.5 is
+    0.1000000), as the hard-mining sampler's c >= epsilon does.
+
     Returns:
         (B, B) terms; the diagonal (k = i) is 0 in "relaxed" mode and must be left out by the caller.
     """
@@ -198,7 +205,8 @@ def sms_terms(
     pull = F.relu(r * margin - gap)
     push = F.relu(gap - r * margin)
     small = F.relu(gap.abs() - tau) if neutral == "relaxed" else F.relu(gap)
-    return torch.where(r >= threshold, pull, torch.where(r <= -threshold, push, small))
+    edge = threshold - BOUNDARY_TOLERANCE
+    return torch.where(r >= edge, pull, torch.where(r <= -edge, push, small))
 
 
 class SMSLoss(nn.Module):
@@ -206,9 +214,9 @@ class SMSLoss(nn.Module):
 
     Defaults: margin gamma 0.6, relaxation tau 0.1, threshold lambda 0.1 (the hard-mining epsilon). The branch
     for |R| < lambda defaults to Eq. 15's relaxed [|S_ij - S_ik| - tau]_+, which is what the text describes
-    ("when the distance between S_ij and S_ik is smaller than tau, we cease optimizing") and what the released
-    code computes; Eq. 16 prints [S_ij - S_ik]_+, available as `neutral="hinge"`. The released code uses
-    lambda ~ 0.005 (its uint8 quantisation step): `threshold=0.005` reproduces it.
+    ("when the distance between S_ij and S_ik is smaller than tau, we cease optimizing") and what the "SMS w/o
+    tau" ablation implies; Eq. 16 prints [S_ij - S_ik]_+, available as `neutral="hinge"`. The authors' code
+    was not available to check either choice against.
 
     Args:
         margin: gamma.

@@ -128,16 +128,20 @@ class EVA02ATVisionEmbeddings(nn.Module):
         return torch.cat([cls_token, patches.flatten(1, 2)], dim=1), grid_size
 
     def resize(self, num_frames: int | None = None, image_size: int | None = None) -> None:
-        """Resample P_t to `num_frames` and P_xy to `image_size` in place (and update the config)."""
+        """Resample P_t to `num_frames` and P_xy to `image_size` in place (and update the config; `rescaled`
+        temporal RoPE keeps referring to the frame count the weights were trained at)."""
+        config = self.config
+        if num_frames is not None and config.temporal_rope_positions == "rescaled":
+            config.temporal_rope_reference_frames = config.temporal_rope_reference_frames or config.num_frames
         if num_frames is not None and self.temporal_embedding is not None:
             resized = resample_temporal_position_embedding(self.temporal_embedding.data, num_frames)
             self.temporal_embedding = nn.Parameter(resized)
         if image_size is not None:
-            grid = image_size // self.config.patch_size
+            grid = image_size // config.patch_size
             resized = resample_spatial_position_embedding(self.position_embedding.data, (grid, grid))
             self.position_embedding = nn.Parameter(resized)
-        self.config.num_frames = num_frames or self.config.num_frames
-        self.config.image_size = image_size or self.config.image_size
+        config.num_frames = num_frames or config.num_frames
+        config.image_size = image_size or config.image_size
 
 
 class EVA02ATRotaryEmbedding(nn.Module):
@@ -164,7 +168,9 @@ class EVA02ATRotaryEmbedding(nn.Module):
         )
         positions = torch.arange(num_frames, dtype=torch.float32)
         if config.temporal_rope_positions == "rescaled":
-            positions = positions * (config.num_frames / num_frames)
+            positions = positions * (
+                (config.temporal_rope_reference_frames or config.num_frames) / num_frames
+            )
         temporal = temporal_rope_angles(positions, self.head_dim, config.temporal_rope_theta)
         if config.temporal_position_encoding == "learnable":
             temporal = torch.zeros_like(temporal)
