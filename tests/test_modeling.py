@@ -8,6 +8,8 @@ import pytest
 import torch
 from huggingface_hub.errors import StrictDataclassClassValidationError
 from transformers import AutoConfig, AutoModel
+from transformers.testing_utils import CaptureLogger
+from transformers.utils import logging
 
 from eva02at_hf import EVA02ATConfig, EVA02ATForVideoTextRetrieval, EVA02ATVisionConfig, EVA02ATVisionModel
 
@@ -239,6 +241,19 @@ def test_other_frame_counts_at_inference_use_interpolated_temporal_embedding(tin
     with torch.no_grad():
         out = tiny_model.vision_model(pixel_values=torch.randn(1, 3, 3, 32, 32))
     assert out.last_hidden_state.shape == (1, 1 + 3 * 16, 64)
+
+
+def test_training_at_another_frame_count_than_p_t_warns(tiny_model) -> None:
+    # P_t is sized for 8 frames: a 2-frame training clip interpolates it, so only rows 0 and 7 would learn.
+    logger = logging.get_logger("eva02at_hf.modeling_eva02at")
+    with CaptureLogger(logger) as evaluated:
+        tiny_model.vision_model(pixel_values=torch.randn(1, 2, 3, 32, 32))
+    with CaptureLogger(logger) as trained_at_8:
+        tiny_model.train().vision_model(pixel_values=torch.randn(1, 8, 3, 32, 32))
+    with CaptureLogger(logger) as trained_at_2:
+        tiny_model.vision_model(pixel_values=torch.randn(1, 2, 3, 32, 32))
+    assert evaluated.out == "" and trained_at_8.out == ""
+    assert "sized for 8 frames" in trained_at_2.out and "resize_position_embeddings" in trained_at_2.out
 
 
 def test_gradient_checkpointing_gives_the_same_gradients(tiny_config, tiny_inputs) -> None:

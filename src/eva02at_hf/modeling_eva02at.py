@@ -17,7 +17,7 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, PreTrainedModel
 from transformers.models.clip.modeling_clip import CLIPTextModel
-from transformers.utils import ModelOutput
+from transformers.utils import ModelOutput, logging
 from transformers.utils.generic import merge_with_config_defaults
 from transformers.utils.output_capturing import capture_outputs
 
@@ -31,6 +31,8 @@ from .rope import (
     split_3d_rope_angles,
     temporal_rope_angles,
 )
+
+logger = logging.get_logger(__name__)
 
 
 @dataclass
@@ -120,6 +122,13 @@ class EVA02ATVisionEmbeddings(nn.Module):
         position_embedding = resample_spatial_position_embedding(self.position_embedding, grid_size)
         patches = patches + position_embedding[:, None, 1:]
         if self.temporal_embedding is not None:
+            if self.training and num_frames != self.temporal_embedding.shape[1]:
+                logger.warning_once(
+                    f"Training on {num_frames}-frame clips with a temporal embedding P_t sized for "
+                    f"{self.temporal_embedding.shape[1]} frames: P_t is interpolated, so only some of its rows "
+                    "get gradients. Resize it first: from_pretrained(..., num_frames=...) or "
+                    "model.resize_position_embeddings(num_frames=...)."
+                )
             patches = (
                 patches
                 + resample_temporal_position_embedding(self.temporal_embedding, num_frames)[:, :, None]
