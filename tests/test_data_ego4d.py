@@ -3,6 +3,7 @@
 import json
 import os
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -117,10 +118,51 @@ def test_egomcq(ego4d, tmp_path):
     assert [c["start"] for c in first["choices"]] == [0.0, 10.0, 20.0, 30.0, 40.0]
     # choices are ordered by their key, not by file order
     assert [c["narration"] for c in questions[1]["choices"]] == ["d0", "d1", "d2", "d3", "d4"]
+    assert questions[1]["types"] == 2  # coded 1 (inter-video) in the file, but every choice is from uid-b
     report = builder.bad_row_report("validation")
     assert report.count == 1 and report.examples[0][0] == "2" and report.reasons == {"missing video": 1}
     with pytest.raises(BadRowError, match="row 2: missing video"):
         load_egomcq(data, videos, cache_dir=str(tmp_path / "r"), chunk_len=300, on_bad_row="raise")
+
+
+def _write_egomcq(tmp_path: Path, cases: list[tuple[int, list[str]]]) -> tuple[Path, Path]:
+    """egomcq.json with one question per (file code, choice videos) case, and empty video files."""
+    data, videos = tmp_path / "meta", tmp_path / "videos"
+    data.mkdir()
+    for uid in {uid for _, uids in cases for uid in uids}:
+        (videos / f"{uid}.mp4").mkdir(parents=True)
+        (videos / f"{uid}.mp4" / "0.mp4").write_bytes(b"")
+    mcq = {
+        str(q): {
+            "query": _clip(uids[0], 1.0, 2.0, f"q{q}"),
+            "choices": {str(k): _clip(uid, 1.0 + k, 2.0 + k, f"c{k}") for k, uid in enumerate(uids)},
+            "answer": 0,
+            "types": code,
+        }
+        for q, (code, uids) in enumerate(cases)
+    }
+    (data / "egomcq.json").write_text(json.dumps(mcq))
+    return data, videos
+
+
+FIVE_VIDEOS = [f"v{k}" for k in range(5)]
+MIXED = ["v0", "v0", "v1", "v1", "v2"]
+
+
+def test_egomcq_types_follow_the_choices(tmp_path, caplog):
+    # inter agreeing, intra agreeing, coded inter but all from one video, mixed (undecided: the file's code)
+    cases = [(1, FIVE_VIDEOS), (2, ["v0"] * 5), (1, ["v1"] * 5), (2, MIXED)]
+    questions = load_egomcq(*_write_egomcq(tmp_path, cases), cache_dir=str(tmp_path / "cache"), chunk_len=300)
+    assert questions["types"] == [1, 2, 2, 2]
+    assert "1 of 3 questions" in caplog.text and "first: question 2" in caplog.text
+    assert "look swapped" not in caplog.text
+
+
+def test_egomcq_with_swapped_type_codes_is_corrected_and_reported(tmp_path, caplog):
+    cases = [(2, FIVE_VIDEOS), (1, ["v0"] * 5), (2, FIVE_VIDEOS[::-1]), (1, MIXED)]
+    questions = load_egomcq(*_write_egomcq(tmp_path, cases), cache_dir=str(tmp_path / "cache"), chunk_len=300)
+    assert questions["types"] == [1, 2, 1, 1]
+    assert "3 of 3 questions" in caplog.text and "look swapped" in caplog.text
 
 
 # ---------------------------------------------------------------- EgoClip+ (LaViLa pickle)

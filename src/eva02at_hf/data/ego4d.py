@@ -9,7 +9,10 @@ Annotation files (``data_dir``, released with EgoVLP):
 * ``egomcq.json``: ``{question id: {"query": <clip>, "choices": {"0": <clip>, ..., "4": <clip>},
   "answer": <index of the matching choice>, "types": 1 | 2}}`` where each ``<clip>`` is an EgoClip row as a
   dict (``video_uid, clip_start, clip_end, clip_text, ...``) and ``types`` is 1 for inter-video (choices from
-  different videos) and 2 for intra-video (choices from the query's own video).
+  different videos) and 2 for intra-video (choices from the query's own video). Public metric code labels the
+  codes both ways, so the builder takes a question's type from its choices where they decide it (every choice
+  from its own video: inter; all from one video: intra), keeps the file's code otherwise, and warns with a
+  count when the file's codes disagree.
 
 * EgoClip+ (LaViLa's LLM-augmented EgoClip; format written from memory of the LaViLa release, not checked
   against the files): a pickle, e.g. ``ego4d_train.rephraser.no_punkt_top3.pkl`` (GPT-2 XL "rephraser"
@@ -26,6 +29,7 @@ Videos (``video_root``): raw ``<root>/<video_uid>.mp4`` or pre-chunked ``<root>/
 from __future__ import annotations
 
 import json
+import logging
 import numbers
 import os
 import reprlib
@@ -36,6 +40,7 @@ from typing import Any
 
 import datasets
 
+from ..metrics.multiple_choice import INTER_VIDEO, INTRA_VIDEO
 from ..safe_pickle import NUMPY_SCALAR_GLOBALS, restricted_pickle_load
 from ._common import (
     CLIP_FEATURES,
@@ -51,10 +56,12 @@ from ._common import (
     read_table,
 )
 
+logger = logging.getLogger(__name__)
+
 EGOCLIP_FILE = "egoclip.csv"
 EGOCLIP_PLUS_FILE = "ego4d_train.rephraser.no_punkt_top3.pkl"
 EGOMCQ_FILE = "egomcq.json"
-MCQ_TYPES = {1: "inter-video", 2: "intra-video"}
+MCQ_TYPES = {INTER_VIDEO: "inter-video", INTRA_VIDEO: "intra-video"}
 _EGOCLIP_REQUIRED = ("video_uid", "clip_start", "clip_end", "clip_text", "tag_verb", "tag_noun")
 _EGOCLIP_PLUS_FIELDS = ("video_uid", "start_second", "end_second", "narration")
 _PAIR_FEATURES = {
@@ -301,14 +308,30 @@ class EgoMCQBuilder(LocalVideoBuilder):
             raise ValueError(f"{path}: expected a JSON object of question id -> question")
         layout = self.video_layout()
         report = self.new_report(path)
+        decided, contradicted = 0, []
         for index, (question_id, question) in enumerate(questions.items()):
             try:
                 example = self._parse_question(str(question_id), question, layout)
             except BadRow as bad:
                 self.handle_bad_row(report, str(question_id), str(bad))
                 continue
+            choice_type = mcq_type_of_choices([choice["video_uid"] for choice in example["choices"]])
+            if choice_type is not None:
+                decided += 1
+                if choice_type != example["types"]:
+                    contradicted.append(example["question_id"])
+                    example["types"] = choice_type
             yield index, example
         self.finish_report(split, report)
+        if contradicted:
+            swapped = (
+                " The file's codes look swapped (1 = intra-video)." if len(contradicted) == decided else ""
+            )
+            logger.warning(
+                f"{path}: {len(contradicted)} of {decided} questions have a `types` code that contradicts their "
+                f"choices (1 = inter-video: every choice from its own video; 2 = intra-video: all from one "
+                f"video), first: question {contradicted[0]}; their type was taken from the choices.{swapped}"
+            )
 
     def _parse_question(self, question_id: str, question: dict, layout) -> dict:
         if not isinstance(question, dict) or not isinstance(question.get("choices"), dict):
@@ -346,6 +369,17 @@ class EgoMCQBuilder(LocalVideoBuilder):
             "types": types,
             "choices": choices,
         }
+
+
+def mcq_type_of_choices(video_uids: list[str]) -> int | None:
+    """The EgoMCQ question type the choices' videos decide: `INTRA_VIDEO` when all come from one video,
+    `INTER_VIDEO` when each comes from its own video, None when neither (or a single choice)."""
+    distinct = len(set(video_uids))
+    if len(video_uids) < 2:
+        return None
+    if distinct == 1:
+        return INTRA_VIDEO
+    return INTER_VIDEO if distinct == len(video_uids) else None
 
 
 def load_egoclip(
