@@ -146,6 +146,34 @@ def test_compare_with_official(annotations, tmp_path):
     assert report.shape == (5, 5) and report.num_mismatched == 1
 
 
+def test_test_split_scores_against_the_official_relevancy_when_present(annotations, tmp_path, caplog):
+    from eva02at_hf.training import EK100Split
+
+    data, videos = annotations
+    # One clip's row is not a valid clip (inverted window): the split drops it and says so.
+    rows = [
+        *TEST_ROWS[:3],
+        TEST_ROWS[3].replace("00:05:56.18,00:05:57.82", "00:05:58.18,00:05:57.82"),
+        *TEST_ROWS[4:],
+    ]
+    _write(data / "EPIC_100_retrieval_test.csv", [CLIP_HEADER, *rows])
+    kept = [0, 1, 2, 4, 5]
+    rebuilt = EK100Split(data, videos, "test", tmp_path / "c1", datasets_cache_dir=str(tmp_path / "d1"))
+    assert rebuilt.relevancy_source == "rebuilt" and rebuilt.num_missing_clips == 1
+    assert "1 of 6 clips" in caplog.text
+    np.testing.assert_allclose(rebuilt.relevancy.toarray(), EXPECTED_RELEVANCY[kept])
+
+    official = EXPECTED_RELEVANCY.copy()
+    official[5, 1] = 0.75  # differs from Eq. 5's 0.5: the official matrix wins, and the log says so
+    (data / "relevancy").mkdir()
+    with open(data / "relevancy" / "caption_relevancy_EPIC_100_retrieval_test.pkl", "wb") as handle:
+        pickle.dump(official, handle)
+    split = EK100Split(data, videos, "test", tmp_path / "c2", datasets_cache_dir=str(tmp_path / "d2"))
+    assert split.relevancy_source == "official"
+    np.testing.assert_allclose(split.relevancy.toarray(), official[kept])
+    assert "1 entries differ" in caplog.text
+
+
 def test_official_pickle_is_not_executed(annotations, tmp_path):
     data, videos = annotations
     clips = _load(data, videos, tmp_path)

@@ -319,7 +319,12 @@ def run_eval(args: argparse.Namespace) -> int:
             metrics = evaluate_ek100_mir(
                 model, processor, ek100.clips, ek100.sentences, ek100.relevancy, accelerator, **common
             )
-            extra = {"num_clips": len(ek100.clips), "num_sentences": len(ek100.sentences)}
+            extra = {
+                "num_clips": len(ek100.clips),
+                "num_sentences": len(ek100.sentences),
+                "num_missing_clips": ek100.num_missing_clips,
+                "relevancy": ek100.relevancy_source,
+            }
         elif args.benchmark == "egomcq":
             split = "validation"
             questions = data.load_egomcq(data_dir, video_root, cache_dir=cache_dir, **builder_kwargs)

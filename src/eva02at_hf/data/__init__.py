@@ -22,10 +22,12 @@ from .ek100 import (
     EK100MIRBuilder,
     RelevancyComparison,
     clip_sentence_indices,
+    compare_relevancy,
     compare_with_official,
     ek100_relevancy,
     load_ek100_mir,
     load_ek100_sentences,
+    load_official_relevancy,
 )
 from .video_layout import ClipSource, VideoLayout, read_window
 
@@ -47,6 +49,7 @@ __all__ = [
     "VideoTextCollator",
     "charades_ego_class_names",
     "clip_sentence_indices",
+    "compare_relevancy",
     "compare_with_official",
     "ek100_relevancy",
     "load_charades_ego",
@@ -55,5 +58,6 @@ __all__ = [
     "load_egomcq",
     "load_ek100_mir",
     "load_ek100_sentences",
+    "load_official_relevancy",
     "read_window",
 ]

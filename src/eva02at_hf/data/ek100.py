@@ -282,20 +282,14 @@ class RelevancyComparison:
         )
 
 
-def compare_with_official(
-    relevancy: np.ndarray | sp.sparray,
-    clips: datasets.Dataset,
-    sentences: datasets.Dataset,
-    data_dir: str | os.PathLike,
-    split: str = "test",
-    atol: float = 1e-4,
-) -> RelevancyComparison | None:
-    """Compare ``relevancy`` (clips x sentences) with the official pickle in ``data_dir``, if present.
+def load_official_relevancy(
+    clips: datasets.Dataset, sentences: datasets.Dataset, data_dir: str | os.PathLike, split: str = "test"
+) -> np.ndarray | None:
+    """The official (clips x sentences) relevancy pickle of ``split`` in ``data_dir``, rows aligned with ``clips``.
 
-    The official matrix has one row per line of the clip csv and one column per sentence (file orders);
-    rows of clips dropped by the builder (e.g. missing videos) are left out of the comparison. The pickle is
-    read with a restricted unpickler (`eva02at_hf.metrics.load_relevancy_pickle`). Returns ``None`` (and logs)
-    when no official file exists.
+    The official matrix has one row per line of the clip csv and one column per sentence (file orders); rows of
+    clips the builder dropped (e.g. missing videos) are left out. The pickle is read with a restricted unpickler
+    (`eva02at_hf.metrics.load_relevancy_pickle`). Returns ``None`` when ``data_dir`` has no official file.
     """
     from ..metrics import load_relevancy_pickle
 
@@ -306,21 +300,51 @@ def compare_with_official(
     ]
     found = [os.path.join(data_dir, c) for c in candidates if os.path.isfile(os.path.join(data_dir, c))]
     if not found:
-        logger.info("no official %s relevancy in %s; skipping the comparison", split, data_dir)
         return None
     official = load_relevancy_pickle(found[0])
     order = pd.read_csv(
         os.path.join(data_dir, CLIP_FILE.format(split=split)), usecols=["narration_id"], dtype=str
     )
     row_of = {nid: i for i, nid in enumerate(order["narration_id"])}
-    rows = np.asarray([row_of[nid] for nid in clips["narration_id"]], dtype=np.int64)
     expected_shape = (len(row_of), len(sentences))
     if official.shape != expected_shape:
         raise ValueError(
             f"{found[0]}: shape {official.shape} does not match (clip rows, sentences) {expected_shape}"
         )
+    rows = np.asarray([row_of[nid] for nid in clips["narration_id"]], dtype=np.int64)
+    return np.asarray(official[rows], dtype=np.float32)
+
+
+def compare_with_official(
+    relevancy: np.ndarray | sp.sparray,
+    clips: datasets.Dataset,
+    sentences: datasets.Dataset,
+    data_dir: str | os.PathLike,
+    split: str = "test",
+    atol: float = 1e-4,
+) -> RelevancyComparison | None:
+    """Compare ``relevancy`` (clips x sentences) with the official pickle in ``data_dir``, if present.
+
+    Rows of clips dropped by the builder are left out (see `load_official_relevancy`). Returns ``None`` (and
+    logs) when no official file exists.
+    """
+    official = load_official_relevancy(clips, sentences, data_dir, split)
+    if official is None:
+        logger.info("no official %s relevancy in %s; skipping the comparison", split, data_dir)
+        return None
+    return compare_relevancy(relevancy, official, clips, sentences, atol)
+
+
+def compare_relevancy(
+    relevancy: np.ndarray | sp.sparray,
+    official: np.ndarray,
+    clips: datasets.Dataset,
+    sentences: datasets.Dataset,
+    atol: float = 1e-4,
+) -> RelevancyComparison:
+    """Compare ``relevancy`` with ``official`` (both clips x sentences, rows aligned with ``clips``) and log it."""
     ours = relevancy.toarray() if sp.issparse(relevancy) else np.asarray(relevancy)
-    diff = np.abs(ours - official[rows])
+    diff = np.abs(ours - official)
     bad_i, bad_j = np.nonzero(diff > atol)
     sentence_ids = sentences["narration_id"]
     clip_ids = clips["narration_id"]
@@ -330,7 +354,7 @@ def compare_with_official(
         max_abs_diff=float(diff.max(initial=0.0)),
         num_mismatched=int(bad_i.size),
         first_mismatches=[
-            (clip_ids[i], sentence_ids[j], float(ours[i, j]), float(official[rows[i], j]))
+            (clip_ids[i], sentence_ids[j], float(ours[i, j]), float(official[i, j]))
             for i, j in zip(bad_i[:10], bad_j[:10], strict=True)
         ],
     )

@@ -15,6 +15,7 @@ from typing import Any
 
 import datasets
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 import torch
 from torch.utils.data import Dataset, Sampler
@@ -195,8 +196,14 @@ def class_incidence(class_ids: Sequence[Sequence[int]], num_classes: int) -> sp.
 
 class EK100Split:
     """One EK-100 MIR split ready for training or evaluation: ``clips`` (builder rows), ``sentences`` (unique
-    narrations), ``relevancy`` (clips x sentences, CSR, cached on disk) and ``clip_sentences`` (each clip's own
-    narration index)."""
+    narrations), ``relevancy`` (clips x sentences, CSR) and ``clip_sentences`` (each clip's own narration index).
+
+    The relevancy is rebuilt from the verb / noun classes (Eq. 5, cached on disk), except on the test split when
+    ``data_dir`` holds the official ``relevancy/caption_relevancy_EPIC_100_retrieval_test.pkl``: then the
+    official matrix is used (``relevancy_source == "official"``), as the official evaluation does, and the
+    rebuilt one is compared with it in the log. ``num_missing_clips`` counts the clip-file rows the builder
+    dropped (no video, malformed): scores over a test split missing clips are not the official protocol's.
+    """
 
     def __init__(
         self,
@@ -207,7 +214,14 @@ class EK100Split:
         datasets_cache_dir: str | None = None,
         **builder_kwargs: Any,
     ) -> None:
-        from ..data import clip_sentence_indices, ek100_relevancy, load_ek100_mir, load_ek100_sentences
+        from ..data import (
+            clip_sentence_indices,
+            compare_relevancy,
+            ek100_relevancy,
+            load_ek100_mir,
+            load_ek100_sentences,
+            load_official_relevancy,
+        )
         from ..data.ek100 import CLIP_FILE, SENTENCE_FILE
 
         self.clips = load_ek100_mir(
@@ -226,3 +240,17 @@ class EK100Split:
             lambda: ek100_relevancy(self.clips, sentences, return_sparse=True),
         )
         self.clip_sentences = clip_sentence_indices(self.clips, sentences)
+        self.relevancy_source = "rebuilt"
+        official = (
+            load_official_relevancy(self.clips, sentences, data_dir, split) if split == "test" else None
+        )
+        if official is not None:
+            compare_relevancy(self.relevancy, official, self.clips, sentences)
+            self.relevancy, self.relevancy_source = sp.csr_array(official), "official"
+        num_rows = len(pd.read_csv(files[0], usecols=["narration_id"], dtype=str))
+        self.num_missing_clips = num_rows - len(self.clips)
+        if self.num_missing_clips:
+            logger.warning(
+                f"EK-100 {split}: {self.num_missing_clips} of {num_rows} clips of {files[0]} were dropped (see the "
+                "builder's bad-row report); results on this split are not over the full official set."
+            )
