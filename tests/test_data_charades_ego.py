@@ -60,7 +60,7 @@ def test_trimmed_train_untrimmed_test(charades, tmp_path):
     builder.download_and_prepare()
     train = builder.as_dataset("train")
     assert train["id"] == ["005BUEGO_0", "005BUEGO_1"]
-    assert train["class_ids"] == [[2], [1]]
+    assert train["class_ids"] == [[2, 1], [1, 2]]  # 11.90-21.20 and 0.00-12.60 overlap: co-occurring labels
     assert train["narration"] == ["Taking some clothes from somewhere", "Putting clothes somewhere"]
     assert (train[0]["start"], train[0]["stop"]) == (11.9, 21.2)
     assert train[0]["video_paths"] == [str(videos / "005BUEGO.mp4")]
@@ -72,4 +72,17 @@ def test_trimmed_train_untrimmed_test(charades, tmp_path):
     assert report.count == 2 and report.reasons == {"unparsable actions": 1, "missing video": 1}
     assert [row_id for row_id, _ in report.examples] == ["01BADEGO", "02MISEGO"]
     untrimmed = load_charades_ego(data, videos, "train", cache_dir=str(tmp_path / "c2"), trimmed=False)
+    own = load_charades_ego(data, videos, "train", cache_dir=str(tmp_path / "c3"), segment_labels="own")
+    assert own["class_ids"] == [[2], [1]]
+    with pytest.raises(ValueError, match="segment_labels"):
+        load_charades_ego(data, videos, "train", cache_dir=str(tmp_path / "c4"), segment_labels="all")
     assert untrimmed["id"] == ["005BUEGO", "00HFPEGO"]
+
+
+def test_segment_labels_need_a_real_overlap(charades, tmp_path):
+    data, videos = charades
+    row = '005BUEGO,XZ5H,Kitchen,6,7,Yes,x,food,x,"c000 0.00 5.00;c001 5.00 9.00;c002 4.00 6.00;c000 8.50 9.50",10.0'
+    (data / "CharadesEgo_v1_train_only1st.csv").write_text("\n".join([HEADER, row]) + "\n")
+    train = load_charades_ego(data, videos, "train", cache_dir=str(tmp_path / "cache"))
+    # 0-5 and 5-9 only touch; 4-6 overlaps both; the second c000 (8.5-9.5) overlaps 5-9 only.
+    assert train["class_ids"] == [[0, 2], [1, 0, 2], [2, 0, 1], [0, 1]]

@@ -72,23 +72,41 @@ def parse_actions(text: str | None, num_classes: int) -> list[tuple[int, float, 
     return actions
 
 
+SEGMENT_LABELS = ("overlapping", "own")
+
+
 @dataclass
 class CharadesEgoConfig(LocalVideoConfig):
-    """`LocalVideoConfig` plus ``trimmed``: ``True`` one example per action segment, ``False`` one per video,
-    ``None`` (default) trimmed train and untrimmed test."""
+    """`LocalVideoConfig` plus:
+
+    Args:
+        trimmed: ``True`` one example per action segment, ``False`` one per video, ``None`` (default) trimmed
+            train and untrimmed test.
+        segment_labels: ``class_ids`` of a trimmed segment. ``"overlapping"`` (default): its own class first,
+            then the classes of the video's other actions that overlap it in time, so that a clip can hold the
+            "multiple different hard labels" SMS-hard (EVA02-AT Eq. 17) is designed for, and a co-occurring
+            action's prompt is not treated as a negative; ``"own"``: its own class only (one label per clip).
+    """
 
     trimmed: bool | None = None
+    segment_labels: str = "overlapping"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.segment_labels not in SEGMENT_LABELS:
+            raise ValueError(f"`segment_labels` must be one of {SEGMENT_LABELS}, got {self.segment_labels!r}")
 
 
 class CharadesEgoBuilder(LocalVideoBuilder):
     """Charades-Ego first-person clips (splits ``train`` / ``test``, those whose csv is present).
 
     Example fields: ``id`` (video id, plus ``_<k>`` for the k-th action segment when trimmed), ``video_id``,
-    ``class_ids`` (list of class indices), ``narration`` (class name of a trimmed segment, ``""`` for a whole
-    video), ``start, stop, video_paths, chunk_starts``.
+    ``class_ids`` (list of class indices: a whole video's classes, or a trimmed segment's own class first, see
+    ``segment_labels``), ``narration`` (class name of a trimmed segment, ``""`` for a whole video),
+    ``start, stop, video_paths, chunk_starts``.
     """
 
-    VERSION = datasets.Version("1.0.0")
+    VERSION = datasets.Version("1.1.0")
     BUILDER_CONFIG_CLASS = CharadesEgoConfig
     config: CharadesEgoConfig
 
@@ -133,7 +151,7 @@ class CharadesEgoBuilder(LocalVideoBuilder):
                 actions = parse_actions(row.get("actions"), len(class_names))
                 if trimmed:
                     examples = [
-                        (f"{video_id}_{k}", [label], class_names[label], start, stop)
+                        (f"{video_id}_{k}", self._segment_labels(actions, k), class_names[label], start, stop)
                         for k, (label, start, stop) in enumerate(actions)
                     ]
                 else:
@@ -165,6 +183,14 @@ class CharadesEgoBuilder(LocalVideoBuilder):
                 )
         self.finish_report(split, report)
 
+    def _segment_labels(self, actions: list[tuple[int, float, float]], k: int) -> list[int]:
+        """Action k's class, then (``segment_labels="overlapping"``) the other classes overlapping it in time."""
+        label, start, stop = actions[k]
+        if self.config.segment_labels == "own":
+            return [label]
+        overlapping = {other for other, s, e in actions if other != label and min(e, stop) > max(s, start)}
+        return [label, *sorted(overlapping)]
+
 
 def load_charades_ego(
     data_dir: str | os.PathLike,
@@ -175,7 +201,8 @@ def load_charades_ego(
 ) -> datasets.Dataset:
     """Charades-Ego ``split`` ("train" / "test") built by `CharadesEgoBuilder`.
 
-    ``config_kwargs``: ``trimmed`` and those of `LocalVideoConfig` (``chunk_len``, ``ext``, ``on_bad_row``).
+    ``config_kwargs``: ``trimmed``, ``segment_labels`` (see `CharadesEgoConfig`) and those of `LocalVideoConfig`
+    (``chunk_len``, ``ext``, ``on_bad_row``).
     """
     builder = CharadesEgoBuilder(
         data_dir=os.fspath(data_dir), video_root=os.fspath(video_root), cache_dir=cache_dir, **config_kwargs
