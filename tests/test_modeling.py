@@ -55,16 +55,18 @@ def test_loss_matches_hand_computed_infonce(tiny_model, tiny_inputs) -> None:
     assert torch.allclose(out.loss, (row + col) / 2, atol=1e-6)
 
 
-def test_eager_and_sdpa_agree(tiny_model, tiny_inputs) -> None:
+@pytest.mark.parametrize("attn_implementation", ["sdpa", "flex_attention"])
+def test_fused_attention_agrees_with_eager(tiny_model, tiny_inputs, attn_implementation: str) -> None:
     with torch.no_grad():
         tiny_model.set_attn_implementation("eager")
         eager = tiny_model(**tiny_inputs)
-        tiny_model.set_attn_implementation("sdpa")
-        sdpa = tiny_model(**tiny_inputs)
-    assert torch.allclose(eager.logits_per_video, sdpa.logits_per_video, atol=1e-5)
+        tiny_model.set_attn_implementation(attn_implementation)
+        fused = tiny_model(**tiny_inputs)
+    assert torch.allclose(eager.logits_per_video, fused.logits_per_video, atol=1e-5)
     assert torch.allclose(
-        eager.vision_model_output.last_hidden_state, sdpa.vision_model_output.last_hidden_state, atol=1e-5
+        eager.vision_model_output.last_hidden_state, fused.vision_model_output.last_hidden_state, atol=1e-5
     )
+    assert torch.allclose(eager.text_embeds, fused.text_embeds, atol=1e-5)
 
 
 def test_joint_attention_mixes_frames(tiny_model, tiny_inputs) -> None:
