@@ -2,6 +2,7 @@
 
 import os
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -103,6 +104,13 @@ def test_rows(annotations, tmp_path):
     assert first["video_paths"] == [str(videos / "P01" / "P01_11.MP4")] and first["chunk_starts"] == [0.0]
     assert clips[2]["start"] == pytest.approx(5 * 60 + 30.62) and clips[2]["stop"] == pytest.approx(335.02)
     assert clips[4]["noun_classes"] == [49, 36] and clips[5]["noun_classes"] == [36, 36]
+
+
+def test_a_relative_video_root_gives_absolute_paths(annotations, tmp_path, monkeypatch):
+    data, videos = annotations
+    monkeypatch.chdir(videos.parent)
+    clips = _load(data, Path(videos.name), tmp_path)
+    assert clips[0]["video_paths"] == [str(videos / "P01" / "P01_11.MP4")]
 
 
 def test_relevancy_and_sentence_indices(annotations, tmp_path):
@@ -265,3 +273,79 @@ def test_cache_follows_annotation_changes(annotations, tmp_path):
     assert len(_load(data, videos, tmp_path)) == 6
     _write(data / "EPIC_100_retrieval_test.csv", [CLIP_HEADER, *TEST_ROWS[:2]])
     assert _load(data, videos, tmp_path)["narration_id"] == ["P01_11_0", "P01_11_1"]
+
+
+def test_cache_follows_video_root_changes_and_warns_on_cache_hits(annotations, tmp_path, caplog):
+    data, videos = annotations
+    _write(data / "EPIC_100_retrieval_test.csv", [CLIP_HEADER, TEST_ROWS[0], BAD_ROWS[2]])  # P01_12: no video
+
+    def skipped_warnings() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "skipped" in r.message]
+
+    assert _load(data, videos, tmp_path)["narration_id"] == ["P01_11_0"]
+    assert len(skipped_warnings()) == 1  # the fresh build warns once
+    caplog.clear()
+    assert _load(data, videos, tmp_path)["narration_id"] == ["P01_11_0"]  # cache hit: the saved report
+    assert skipped_warnings() == [
+        f"{data / 'EPIC_100_retrieval_test.csv'}: skipped 1 rows (missing video: 1); first: P01_12_0 "
+        f"(missing video: P01/P01_12 [1.00, 2.00] s under {videos})"
+    ]
+    (videos / "P01" / "P01_12.MP4").write_bytes(b"")
+    caplog.clear()
+    clips = _load(data, videos, tmp_path)
+    assert clips["narration_id"] == ["P01_11_0", "P01_12_0"]
+    assert clips[1]["video_paths"] == [str(videos / "P01" / "P01_12.MP4")]
+    assert skipped_warnings() == []
+    os.remove(videos / "P01" / "P01_12.MP4")
+    assert _load(data, videos, tmp_path)["narration_id"] == ["P01_11_0"]
+
+
+def test_split_with_every_row_skipped_says_why(annotations, tmp_path):
+    data, videos = annotations
+    clip_file = data / "EPIC_100_retrieval_test.csv"
+    chunked = tmp_path / "chunked"
+    (chunked / "P01" / "P01_11.MP4").mkdir(parents=True)
+    (chunked / "P01" / "P01_11.MP4" / "0.MP4").write_bytes(b"")
+    # a pre-chunked root read as raw: every video is "missing"
+    with pytest.raises(BadRowError) as raised:
+        _load(data, chunked, tmp_path)
+    message = str(raised.value)
+    assert f"{clip_file}: skipped 6 rows (missing video: 6)" in message and "split 'test'" in message
+    assert f"Is the video root {chunked} pre-chunked" in message and "--chunk_len" in message
+    assert isinstance(raised.value, ValueError)
+    # a raw root read as chunked
+    with pytest.raises(BadRowError, match=rf"Is the video root {videos} raw .* Drop chunk_len=15"):
+        _load(data, videos, tmp_path, chunk_len=15)
+    # not a layout problem: no hint
+    _write(clip_file, [CLIP_HEADER, BAD_ROWS[0], BAD_ROWS[1]])
+    with pytest.raises(BadRowError, match="skipped 2 rows") as raised:
+        _load(data, videos, tmp_path)
+    assert "missing start_timestamp: 1, unparsable all_noun_classes: 1" in str(raised.value)
+    assert "chunk_len" not in str(raised.value)
+    _write(clip_file, [CLIP_HEADER])
+    with pytest.raises(BadRowError, match=f"{clip_file}: split 'test' has no rows"):
+        _load(data, videos, tmp_path)
+
+
+def test_malformed_sentence_classes_name_the_file_they_come_from(annotations):
+    data, _ = annotations
+    # test: the classes come from the clip file (line 3 = second clip row), not from the sentence file
+    bad_clip = TEST_ROWS[1].replace(",[2]", ',"[2, "')
+    _write(data / "EPIC_100_retrieval_test.csv", [CLIP_HEADER, TEST_ROWS[0], bad_clip, *TEST_ROWS[2:]])
+    with pytest.raises(ValueError) as raised:
+        load_ek100_sentences(data, "test")
+    assert str(raised.value) == (
+        f"{data / 'EPIC_100_retrieval_test.csv'}: line 3: clip 'P01_11_1' (classes of test sentence 'P01_11_1' "
+        f"of {data / 'EPIC_100_retrieval_test_sentence.csv'}): unparsable all_noun_classes: '[2, '"
+    )
+    # train: the sentence file itself
+    _write(
+        data / "EPIC_100_retrieval_train_sentence.csv",
+        [*TRAIN_SENTENCES[:2], 'P01_01_102,put cup into cupboard,5,"[13, 3",put-into,"[\'cup\']"'],
+    )
+    with pytest.raises(ValueError) as raised:
+        load_ek100_sentences(data, "train")
+    assert str(raised.value) == (
+        f"{data / 'EPIC_100_retrieval_train_sentence.csv'}: line 3: sentence 'P01_01_102': "
+        "unparsable noun_classes: '[13, 3'"
+    )

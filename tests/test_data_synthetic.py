@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from eva02at_hf.data import ek100_relevancy, load_ek100_mir, load_ek100_sentences, read_window
+from eva02at_hf.data import BadRowError, ek100_relevancy, load_ek100_mir, load_ek100_sentences, read_window
 from eva02at_hf.data.synthetic import (
     REVERSE_VERB,
     SHAPES,
@@ -122,6 +122,10 @@ def test_cli_and_chunked_layout(tmp_path, capsys):
         straddling["video_paths"], straddling["chunk_starts"], straddling["start"], straddling["stop"], FRAMES
     )
     assert frames.shape == (FRAMES, SIZE, SIZE, 3)
+    # the same chunked root without chunk_len: every video looks missing, and the error says what to pass
+    hint = r"skipped \d+ rows \(missing video: \d+\).*pre-chunked.*--chunk_len"
+    with pytest.raises(BadRowError, match=hint):
+        load_ek100_mir(out, out / "videos", "train", cache_dir=str(tmp_path / "cache"))
 
 
 @pytest.mark.parametrize("verb", range(len(VERBS)))

@@ -5,6 +5,7 @@ import os
 import numpy as np
 import pytest
 
+from eva02at_hf.data._common import fingerprint_tree
 from eva02at_hf.data.synthetic import write_video
 from eva02at_hf.data.video_layout import VideoLayout, chunk_starts, read_window
 from eva02at_hf.video_io import VideoDecodeError
@@ -111,3 +112,39 @@ def test_missing_chunk_file_raises_decode_error(chunked_root):
         read_window(paths, [0.0, 9.0], 0.5, 9.5, num_frames=4)
     with pytest.raises(ValueError, match="equal length"):
         read_window(paths, [0.0], 0.5, 9.5, num_frames=4)
+
+
+def test_fingerprint_tree_tracks_which_files_exist(tmp_path):
+    root = tmp_path / "videos"
+    (root / "P01").mkdir(parents=True)
+    (root / "P01" / "P01_01.MP4").write_bytes(b"x")
+    first = fingerprint_tree(root)
+    assert fingerprint_tree(str(root)) == first
+    (root / "P01" / "P01_02.MP4").write_bytes(b"")
+    second = fingerprint_tree(root)
+    assert second != first
+    (root / "P01" / "P01_02.MP4").write_bytes(b"new content")  # rows only depend on which files exist
+    assert fingerprint_tree(root) == second
+    (root / "P01" / "P01_02.MP4").unlink()
+    assert fingerprint_tree(root) == first
+    (root / "P01" / "P01_01.MP4").rename(root / "P01_01.MP4")  # same name, other folder
+    assert fingerprint_tree(root) != first
+    (root / "empty").mkdir()  # folders without files do not matter
+    moved = fingerprint_tree(root)
+    (root / "empty" / "P01_01.MP4").mkdir()  # ... nor do folders named like videos, until they hold chunks
+    assert fingerprint_tree(root) == moved
+    (root / "empty" / "P01_01.MP4" / "0.MP4").write_bytes(b"")
+    assert fingerprint_tree(root) != moved
+
+
+def test_fingerprint_tree_follows_symlinks_without_looping(tmp_path):
+    store, root = tmp_path / "store", tmp_path / "videos"
+    store.mkdir()
+    root.mkdir()
+    (store / "P01_01.MP4").write_bytes(b"")
+    os.symlink(store, root / "P01")  # a linked folder counts, as the builders follow links
+    os.symlink(root, root / "P01" / "loop")  # a cycle is walked once
+    reference = tmp_path / "reference"
+    (reference / "P01").mkdir(parents=True)
+    (reference / "P01" / "P01_01.MP4").write_bytes(b"")
+    assert fingerprint_tree(root) == fingerprint_tree(reference)

@@ -67,6 +67,40 @@ def test_read_video_list_csv_resolves_paths_and_windows(tmp_path: Path) -> None:
     ]
 
 
+def test_extracted_paths_are_absolute_and_survive_a_change_of_cwd(
+    model_and_processor, tmp_path: Path, monkeypatch
+) -> None:
+    """A relative CSV read in one folder: the index and the contact sheet still find its videos from another."""
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    for folder, colours in (
+        (work, {"red": (255, 0, 0), "blue": (0, 0, 255)}),
+        (elsewhere, {"red": (0, 255, 0)}),
+    ):
+        (folder / "data" / "videos").mkdir(parents=True)
+        for name, colour in colours.items():  # elsewhere/data/videos/red.mp4 is a green decoy
+            synthetic.write_video(
+                str(folder / "data" / "videos" / f"{name}.mp4"),
+                np.full((8, 32, 32, 3), colour, np.uint8),
+                fps=8,
+            )
+    (work / "data" / "clips.csv").write_text("path,id\nvideos/red.mp4,red\nvideos/blue.mp4,blue\n")
+    monkeypatch.chdir(work)
+    expected = [str(work / "data" / "videos" / "red.mp4"), str(work / "data" / "videos" / "blue.mp4")]
+    assert [item.path for item in read_video_list("data/clips.csv")] == expected
+    assert [item.path for item in read_video_list("data/videos")] == expected[::-1]  # sorted: blue, red
+    _extractor(model_and_processor).run("features", read_video_list("data/clips.csv"))
+
+    monkeypatch.chdir(elsewhere)
+    table = load_features(work / "features", "video").table
+    assert table["id"].tolist() == ["red", "blue"] and table["path"].tolist() == expected
+    assert all(Path(path).is_absolute() for path in table["path"])
+    hits = [Hit(path, None, None, 1.0, name) for path, name in zip(table["path"], table["id"], strict=True)]
+    pixels = np.asarray(render_contact_sheet([("q", hits)], SheetLayout(num_frames=2, thumb_height=20)))
+    red, blue = pixels[4 + 22 + 18 + 10, 4 + 10], pixels[4 + 22 + 42 + 18 + 10, 4 + 10]
+    assert red[0] > 200 and red[1] < 40 and red[2] < 40  # the real red video, not the green decoy
+    assert blue[2] > 200 and blue[0] < 40 and blue[1] < 40
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [

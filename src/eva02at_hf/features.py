@@ -83,12 +83,13 @@ def read_video_list(source: str | os.PathLike) -> list[VideoItem]:
     """Videos to embed from a folder (every video file below it, sorted, whole files) or a CSV file.
 
     The CSV has a ``path`` column and optional ``start``, ``end`` (seconds) and ``id`` columns; relative paths
-    are resolved against the CSV's folder. Ids default to the path (relative to the folder / as written).
+    are resolved against the CSV's folder. Ids default to the path (relative to the folder / as written). Paths
+    are made absolute, so the stored index stays valid from any working directory.
     """
     source = Path(source)
     if source.is_dir():
         files = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
-        items = [VideoItem(id=p.relative_to(source).as_posix(), path=str(p)) for p in files]
+        items = [VideoItem(id=p.relative_to(source).as_posix(), path=os.path.abspath(p)) for p in files]
     elif source.is_file():
         items = []
         with open(source, newline="", encoding="utf-8") as handle:
@@ -103,7 +104,7 @@ def read_video_list(source: str | os.PathLike) -> list[VideoItem]:
                 start = _optional_float(row.get("start"), "start", where)
                 end = _optional_float(row.get("end"), "end", where)
                 item_id = (row.get("id") or "").strip() or path
-                items.append(VideoItem(item_id, str(source.parent / path), start, end))
+                items.append(VideoItem(item_id, os.path.abspath(source.parent / path), start, end))
     else:
         raise FileNotFoundError(f"video source not found: {source} (expected a folder or a CSV file)")
     ids = [item.id for item in items]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import csv
+import hashlib
 import json
 import logging
 import math
@@ -33,7 +34,8 @@ CLIP_FEATURES = {
 
 
 class BadRowError(ValueError):
-    """A malformed annotation row or a row whose video is missing, with ``on_bad_row="raise"``."""
+    """A malformed annotation row or a row whose video is missing, with ``on_bad_row="raise"``; or a split left
+    with no rows at all (every row skipped)."""
 
 
 class BadRow(Exception):
@@ -154,6 +156,40 @@ def fingerprint_dir(path: str | os.PathLike) -> str:
     return datasets.fingerprint.Hasher.hash(entries)
 
 
+def fingerprint_tree(path: str | os.PathLike) -> str:
+    """Hash of the relative paths of every file below ``path`` (symlinks followed, each folder once).
+
+    A builder's rows depend only on which video files exist, so names suffice: one ``readdir`` per folder and
+    no ``stat`` per file (a ~50k-file video root takes well under a second).
+    """
+    digest = hashlib.blake2b(digest_size=16)
+    root = os.fspath(path)
+    seen: set[tuple[int, int]] = set()
+    pending = [""]
+    while pending:
+        relative = pending.pop()
+        try:
+            folder = os.stat(os.path.join(root, relative))
+            entries = sorted(os.scandir(os.path.join(root, relative)), key=lambda e: e.name)
+        except OSError:
+            continue
+        if (folder.st_dev, folder.st_ino) in seen:  # a symlink loop or a folder linked twice
+            continue
+        seen.add((folder.st_dev, folder.st_ino))
+        subfolders = []
+        for entry in entries:
+            name = f"{relative}/{entry.name}" if relative else entry.name
+            try:
+                if entry.is_dir():
+                    subfolders.append(name)
+                elif entry.is_file():
+                    digest.update(name.encode("utf-8", "surrogateescape") + b"\0")
+            except OSError:
+                continue
+        pending.extend(reversed(subfolders))
+    return digest.hexdigest()
+
+
 @dataclass
 class LocalVideoConfig(datasets.BuilderConfig):
     """Config of a builder reading annotation files from ``data_dir`` and videos from ``video_root``.
@@ -184,15 +220,17 @@ class LocalVideoConfig(datasets.BuilderConfig):
             raise FileNotFoundError(
                 f"`video_root` must be an existing folder of videos, got {self.video_root!r}"
             )
+        self.video_root = os.path.abspath(self.video_root)  # rows store paths that work from any folder
 
 
 class LocalVideoBuilder(datasets.GeneratorBasedBuilder):
     """Base of the benchmark builders: video lookup, bad-row policy and report persistence.
 
-    The cache is keyed by the builder class, the config (paths, layout, policy) and a fingerprint of the files
-    in ``data_dir``; videos added or removed later are only noticed on a rebuild
-    (``download_mode="force_redownload"``). The class is part of the key because `datasets` names a builder
-    after its module: EgoClip and EgoMCQ (both in ``ego4d.py``) on one ``data_dir`` would share a cache.
+    The cache is keyed by the builder class, the config (paths, ``chunk_len``, ``ext``, policy), a fingerprint
+    of the files in ``data_dir`` (names, sizes, modification times) and one of the file names below
+    ``video_root`` (`fingerprint_tree`): videos added or removed later give a new build. The class is part of
+    the key because `datasets` names a builder after its module: EgoClip and EgoMCQ (both in ``ego4d.py``) on
+    one ``data_dir`` would share a cache.
     """
 
     BUILDER_CONFIG_CLASS = LocalVideoConfig
@@ -203,9 +241,12 @@ class LocalVideoBuilder(datasets.GeneratorBasedBuilder):
         self, *args: Any, data_dir: str | None = None, hash: str | None = None, **kwargs: Any
     ) -> None:
         if hash is None and data_dir is not None and os.path.isdir(data_dir):
-            hash = fingerprint_dir(data_dir)
+            video_root = kwargs.get("video_root")
+            videos = fingerprint_tree(video_root) if video_root and os.path.isdir(video_root) else None
+            hash = datasets.fingerprint.Hasher.hash([fingerprint_dir(data_dir), videos])
         kwargs.setdefault("dataset_name", type(self).__name__)
         super().__init__(*args, data_dir=data_dir, hash=hash, **kwargs)
+        self._logged_reports: set[str] = set()
 
     def video_layout(self) -> VideoLayout:
         exts = (self.config.ext,) if self.config.ext else self.DEFAULT_EXTS
@@ -233,6 +274,7 @@ class LocalVideoBuilder(datasets.GeneratorBasedBuilder):
         """Log the report and save it next to the Arrow files (``bad_rows-<split>.json``)."""
         if report.count:
             logger.warning(report.summary())
+            self._logged_reports.add(split)
         with open(os.path.join(self._output_dir, _REPORT_FILE.format(split=split)), "w") as handle:
             json.dump(report.__dict__, handle)
 
@@ -248,7 +290,12 @@ class LocalVideoBuilder(datasets.GeneratorBasedBuilder):
 
 
 def load_split(builder: LocalVideoBuilder, split: str) -> datasets.Dataset:
-    """Prepare ``builder`` (cached) and return ``split``; a `BadRowError` surfaces as itself."""
+    """Prepare ``builder`` (cached) and return ``split``; a `BadRowError` surfaces as itself.
+
+    A cached build logs its saved bad-row report again (as a warning if rows were skipped). A split left with
+    no rows raises `BadRowError` naming the annotation file, the count and reasons of the skipped rows and,
+    when all were missing videos, the ``chunk_len`` / ``video_root`` to check.
+    """
     try:
         builder.download_and_prepare()
     except datasets.exceptions.DatasetGenerationError as err:
@@ -259,6 +306,26 @@ def load_split(builder: LocalVideoBuilder, split: str) -> datasets.Dataset:
     if split not in available:
         raise ValueError(f"split {split!r} not available in {builder.config.data_dir}; found {available}")
     report = builder.bad_row_report(split)
-    if report.count:
-        logger.info(report.summary())
+    if builder.info.splits[split].num_examples == 0:
+        raise BadRowError(_empty_split_message(builder.config, split, report))
+    if report.count and split not in builder._logged_reports:  # a cache hit: the build's warning is not shown
+        logger.warning(report.summary())
     return builder.as_dataset(split)
+
+
+def _empty_split_message(config: LocalVideoConfig, split: str, report: BadRowReport) -> str:
+    """Why ``split`` has no rows, with a ``chunk_len`` hint when every row's video was missing."""
+    if not report.count:
+        return f"{report.source}: split {split!r} has no rows"
+    message = f"split {split!r} has no usable rows: {report.summary()}"
+    if set(report.reasons) != {"missing video"}:
+        return message
+    if config.chunk_len is None:
+        return (
+            f"{message}. Is the video root {config.video_root} pre-chunked (<video>.<ext>/<chunk start>.<ext>)? "
+            "Pass chunk_len (CLI: --chunk_len), e.g. 15 for EK-100 or 300 for Ego4D."
+        )
+    return (
+        f"{message}. Is the video root {config.video_root} raw (one <video>.<ext> file per video)? Drop "
+        f"chunk_len={config.chunk_len} (CLI: --chunk_len); or check that {config.chunk_len} s is its chunk length."
+    )

@@ -166,7 +166,8 @@ def load_ek100_sentences(data_dir: str | os.PathLike, split: str) -> datasets.Da
     Train reads the classes from ``EPIC_100_retrieval_train_sentence.csv``; test looks them up in
     ``EPIC_100_retrieval_test.csv`` by ``narration_id`` (falling back to the first clip with the same narration).
     Rows keep the file order, which is the column order of the official relevancy matrix. Sentences are queries,
-    so a malformed sentence row raises ``ValueError`` naming the file instead of being skipped.
+    so a malformed sentence row raises ``ValueError`` naming the file and row the bad value came from (for test,
+    the clip file's row) instead of being skipped.
     """
     if split not in SPLITS:
         raise ValueError(f"`split` must be one of {SPLITS}, got {split!r}")
@@ -175,19 +176,24 @@ def load_ek100_sentences(data_dir: str | os.PathLike, split: str) -> datasets.Da
         raise FileNotFoundError(f"sentence file not found: {path}")
     if split == "train":
         rows = list(read_table(path, ("narration_id", "narration", "verb_class", "noun_classes")))
-        classes = [(row["verb_class"], row["noun_classes"]) for row in rows]
+        classes = [
+            (row["verb_class"], row["noun_classes"], f"{path}: line {line}: sentence {row['narration_id']!r}")
+            for line, row in enumerate(rows, start=2)
+        ]
+        noun_column = "noun_classes"
     else:
         rows = list(read_table(path, ("narration_id", "narration")))
         classes = _test_sentence_classes(
-            rows, os.path.join(os.fspath(data_dir), CLIP_FILE.format(split=split))
+            rows, path, os.path.join(os.fspath(data_dir), CLIP_FILE.format(split=split))
         )
+        noun_column = "all_noun_classes"
     table: dict[str, list] = {"narration_id": [], "narration": [], "verb_class": [], "noun_classes": []}
-    for index, (row, (verb, nouns)) in enumerate(zip(rows, classes, strict=True)):
+    for row, (verb, nouns, where) in zip(rows, classes, strict=True):
         try:
             table["verb_class"].append(parse_int(verb, "verb_class"))
-            table["noun_classes"].append(parse_int_list(nouns, "noun_classes"))
+            table["noun_classes"].append(parse_int_list(nouns, noun_column))
         except BadRow as bad:
-            raise ValueError(f"{path}: sentence {row.get('narration_id') or index}: {bad}") from None
+            raise ValueError(f"{where}: {bad}") from None
         table["narration_id"].append(row["narration_id"])
         table["narration"].append(row["narration"].strip())
     features = datasets.Features(
@@ -201,14 +207,19 @@ def load_ek100_sentences(data_dir: str | os.PathLike, split: str) -> datasets.Da
     return datasets.Dataset.from_dict(table, features=features)
 
 
-def _test_sentence_classes(rows: list[dict[str, str]], clip_path: str) -> list[tuple[str | None, str | None]]:
-    """(verb_class, all_noun_classes) strings of each test sentence, from its clip in the test clip file."""
+def _test_sentence_classes(
+    rows: list[dict[str, str]], sentence_path: str, clip_path: str
+) -> list[tuple[str | None, str | None, str]]:
+    """(verb_class, all_noun_classes, where) of each test sentence, from its clip in the test clip file; ``where``
+    names that clip's file, line and narration id, and the sentence (for errors)."""
     if not os.path.isfile(clip_path):
         raise FileNotFoundError(f"the test sentences take their classes from {clip_path}, which is missing")
-    by_id: dict[str, tuple[str, str]] = {}
-    by_text: dict[str, tuple[str, str]] = {}
-    for clip in read_table(clip_path, ("narration_id", "narration", "verb_class", "all_noun_classes")):
-        classes = (clip["verb_class"], clip["all_noun_classes"])
+    by_id: dict[str, tuple[str, str, str]] = {}
+    by_text: dict[str, tuple[str, str, str]] = {}
+    columns = ("narration_id", "narration", "verb_class", "all_noun_classes")
+    for line, clip in enumerate(read_table(clip_path, columns), start=2):
+        where = f"{clip_path}: line {line}: clip {clip['narration_id']!r}"
+        classes = (clip["verb_class"], clip["all_noun_classes"], where)
         by_id[clip["narration_id"]] = classes
         by_text.setdefault((clip["narration"] or "").strip(), classes)
     classes = []
@@ -218,7 +229,10 @@ def _test_sentence_classes(rows: list[dict[str, str]], clip_path: str) -> list[t
             raise ValueError(
                 f"test sentence {row['narration_id']!r} ({row['narration']!r}) not found in {clip_path}"
             )
-        classes.append(found)
+        verb, nouns, where = found
+        classes.append(
+            (verb, nouns, f"{where} (classes of test sentence {row['narration_id']!r} of {sentence_path})")
+        )
     return classes
 
 
