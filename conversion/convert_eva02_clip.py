@@ -3,11 +3,13 @@
     python conversion/convert_eva02_clip.py --checkpoint open_clip_model.safetensors --output_dir eva02at-b \
         --num_frames 16
 
-The output loads with `AutoModel.from_pretrained(output_dir)`; add `--processor` to also save the default
-processor so `AutoProcessor.from_pretrained(output_dir)` works.
+The output loads with `AutoModel.from_pretrained(output_dir)` and, with the default processor saved beside it
+(`--no-processor` skips it), `AutoProcessor.from_pretrained(output_dir)`. Same as `eva02at convert`.
 """
+
+import sys
 
 from eva02at_hf.cli import main
 
 if __name__ == "__main__":
-    raise SystemExit(main(["convert", *__import__("sys").argv[1:]]))
+    raise SystemExit(main(["convert", *sys.argv[1:]]))

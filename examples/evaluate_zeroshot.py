@@ -51,6 +51,16 @@ class ZeroShotArguments:
     charades_dir: str | None = field(default=None, metadata={"help": "Charades-Ego annotation folder."})
     charades_videos: str | None = field(default=None, metadata={"help": "Charades-Ego video folder."})
 
+    def __post_init__(self) -> None:
+        for name in ("ek100", "egomcq", "charades"):
+            folder, videos = getattr(self, f"{name}_dir"), getattr(self, f"{name}_videos")
+            if folder and not videos:
+                raise ValueError(f"--{name}_dir needs --{name}_videos (the video folder)")
+            if videos and not folder:
+                raise ValueError(f"--{name}_videos needs --{name}_dir (the annotation folder)")
+        if not (self.ek100_dir or self.egomcq_dir or self.charades_dir):
+            raise ValueError("give at least one of --ek100_dir, --egomcq_dir, --charades_dir")
+
 
 def main(argv: list[str] | None = None) -> dict:
     (args,) = HfArgumentParser(ZeroShotArguments).parse_args_into_dataclasses(argv)
@@ -58,6 +68,8 @@ def main(argv: list[str] | None = None) -> dict:
         output_dir=args.output_dir, mixed_precision=args.mixed_precision, report_to="none"
     )
     accelerator = build_accelerator(config)
+    if args.model is None:
+        accelerator.print(f"no --model given: evaluating a randomly initialised {args.preset} (--preset)")
     model, processor = load_model_and_processor(args.model, args.preset)
     model.to(accelerator.device)
     results: dict[str, dict] = {}
@@ -91,8 +103,6 @@ def main(argv: list[str] | None = None) -> dict:
             args.batch_size,
             args.num_workers,
         )
-    if not results:
-        raise ValueError("give at least one of --ek100_dir, --egomcq_dir, --charades_dir")
     if accelerator.is_main_process:
         os.makedirs(args.output_dir, exist_ok=True)
         with open(os.path.join(args.output_dir, "zero_shot.json"), "w") as handle:

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from transformers import HfArgumentParser
 
 from eva02at_hf.data import charades_ego_class_names, load_charades_ego
+from eva02at_hf.hub import BENCHMARKS
 from eva02at_hf.training import (
     ClipTextDataset,
     RetrievalObjective,
@@ -26,17 +27,17 @@ from eva02at_hf.training import (
     class_incidence,
     evaluate_charades_ego,
     load_model_and_processor,
-    save_results,
 )
+from eva02at_hf.training.loop import check_metric_for_best, print_summary, recipe_default
 
 
 @dataclass
 class CharadesConfig(TrainingConfig):
-    num_epochs: int = 10
-    learning_rate: float = 3e-5
-    optimizer: str = "lamb"
-    eval_every_epochs: int = 1
-    metric_for_best: str = "mAP"
+    num_epochs: int = recipe_default("num_epochs", 10)
+    learning_rate: float = recipe_default("learning_rate", 3e-5)
+    optimizer: str = recipe_default("optimizer", "lamb")
+    eval_every_epochs: int = recipe_default("eval_every_epochs", 1)
+    metric_for_best: str = recipe_default("metric_for_best", "mAP")
 
 
 @dataclass
@@ -56,11 +57,14 @@ class CharadesArguments:
 
 def main(argv: list[str] | None = None) -> dict:
     script, config = HfArgumentParser((CharadesArguments, CharadesConfig)).parse_args_into_dataclasses(argv)
+    check_metric_for_best(config, BENCHMARKS["charades_ego"].metrics)
     accelerator = build_accelerator(config)
     class_names = charades_ego_class_names(script.data_dir)
     with accelerator.main_process_first():
         train = load_charades_ego(script.data_dir, script.video_root, "train", trimmed=True)
         test = load_charades_ego(script.data_dir, script.video_root, "test", trimmed=False)
+    if script.model is None:
+        accelerator.print(f"no --model given: training a randomly initialised {script.preset} (--preset)")
     model, processor = load_model_and_processor(script.model, script.preset, num_frames=script.num_frames)
 
     def evaluate(network, acc):
@@ -85,8 +89,8 @@ def main(argv: list[str] | None = None) -> dict:
     trainer = Trainer(
         config, model, processor, dataset, collator, objective, evaluate, accelerator=accelerator
     )
-    results = {"args": asdict(script), **trainer.train()}
-    save_results(accelerator, config.output_dir, results)
+    results = trainer.train({"args": asdict(script)})
+    print_summary(accelerator, config, results)
     return results
 
 

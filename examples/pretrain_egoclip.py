@@ -17,6 +17,7 @@ import numpy as np
 from transformers import HfArgumentParser
 
 from eva02at_hf.data import load_egoclip, load_egomcq
+from eva02at_hf.hub import BENCHMARKS
 from eva02at_hf.training import (
     ClipTextDataset,
     RetrievalObjective,
@@ -27,19 +28,19 @@ from eva02at_hf.training import (
     build_loss,
     evaluate_egomcq,
     load_model_and_processor,
-    save_results,
 )
+from eva02at_hf.training.loop import check_metric_for_best, print_summary, recipe_default
 
 
 @dataclass
 class PretrainConfig(TrainingConfig):
-    num_epochs: int = 5
-    batch_size: int = 256
-    learning_rate: float = 3e-5
-    lr_schedule: str = "constant"
-    warmup_epochs: float = 0.0
-    eval_every_epochs: int = 1
-    metric_for_best: str = "intra_video_accuracy"
+    num_epochs: int = recipe_default("num_epochs", 5)
+    batch_size: int = recipe_default("batch_size", 256)
+    learning_rate: float = recipe_default("learning_rate", 3e-5)
+    lr_schedule: str = recipe_default("lr_schedule", "constant")
+    warmup_epochs: float = recipe_default("warmup_epochs", 0.0)
+    eval_every_epochs: int = recipe_default("eval_every_epochs", 1)
+    metric_for_best: str = recipe_default("metric_for_best", "intra_video_accuracy")
 
 
 @dataclass
@@ -60,6 +61,8 @@ class EgoClipArguments:
 
 def main(argv: list[str] | None = None) -> dict:
     script, config = HfArgumentParser((EgoClipArguments, PretrainConfig)).parse_args_into_dataclasses(argv)
+    if script.egomcq_dir:
+        check_metric_for_best(config, BENCHMARKS["egomcq"].metrics)
     accelerator = build_accelerator(config)
     with accelerator.main_process_first():
         clips = load_egoclip(script.data_dir, script.video_root, chunk_len=script.chunk_len)
@@ -68,6 +71,8 @@ def main(argv: list[str] | None = None) -> dict:
             if script.egomcq_dir
             else None
         )
+    if script.model is None:
+        accelerator.print(f"no --model given: training a randomly initialised {script.preset} (--preset)")
     model, processor = load_model_and_processor(script.model, script.preset, num_frames=script.num_frames)
     evaluate = None
     if questions is not None:
@@ -83,8 +88,8 @@ def main(argv: list[str] | None = None) -> dict:
     trainer = Trainer(
         config, model, processor, dataset, collator, objective, evaluate, accelerator=accelerator
     )
-    results = {"args": asdict(script), **trainer.train()}
-    save_results(accelerator, config.output_dir, results)
+    results = trainer.train({"args": asdict(script)})
+    print_summary(accelerator, config, results)
     return results
 
 

@@ -54,7 +54,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def print_queries(model, processor, split: EK100Split, accelerator, num_frames: int, top_k: int = 5) -> None:
     """Answer a few text-to-video queries on the test clips and print the ranked clips."""
-    videos = embed_clips(model, processor, split.clips, accelerator, num_frames, desc="indexing clips")
+    videos = embed_clips(
+        model, processor, split.clips, accelerator, num_frames, desc="indexing clips"
+    ).embeddings
     queries = split.sentences[:3]
     texts = embed_texts(model, processor, queries, accelerator)
     scores = texts @ videos.T

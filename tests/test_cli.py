@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from PIL import Image
@@ -148,6 +149,40 @@ def test_text_to_video_search_ranks_by_cosine_and_renders_sheet(
         assert main([*argv, "--index", "faiss", "--output", str(tmp_path / "faiss.json")]) == EXIT_OK
         faiss_hits = json.loads((tmp_path / "faiss.json").read_text())[0]["hits"]
         assert [h["id"] for h in faiss_hits] == [h["id"] for h in hits]
+
+
+def test_search_show_from_another_folder_finds_the_videos_of_a_relative_csv(
+    workspace: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """`extract --videos clips.csv` run in one folder, `search --show` in another (holding decoy files)."""
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    colours = {"red": (255, 0, 0), "blue": (0, 0, 255)}
+    for folder in (work, elsewhere):
+        (folder / "clips").mkdir(parents=True)
+    for name, colour in colours.items():
+        frames = np.full((8, 32, 32, 3), colour, dtype=np.uint8)
+        synthetic.write_video(str(work / "clips" / f"{name}.mp4"), frames, fps=8)
+        # what a path relative to the extraction's working directory would hit from here
+        (elsewhere / "clips" / f"{name}.mp4").write_bytes(b"not a video")
+    (work / "clips.csv").write_text("path,id\nclips/red.mp4,red\nclips/blue.mp4,blue\n")
+    monkeypatch.chdir(work)
+    model = str(workspace / "model")
+    argv = ["extract", "--model", model, "--videos", "clips.csv", "--output_dir", "features", "--no_progress"]
+    assert main(argv) == EXIT_OK
+
+    monkeypatch.chdir(elsewhere)
+    argv = ["search", "--features", str(work / "features"), "--query", "a red square", "--top_k", "2"]
+    assert main([*argv, "--output", "hits.json", "--show", "top.png"]) == EXIT_OK
+    hits = json.loads((elsewhere / "hits.json").read_text())[0]["hits"]
+    assert sorted((h["id"], h["path"]) for h in hits) == [
+        ("blue", str(work / "clips" / "blue.mp4")),
+        ("red", str(work / "clips" / "red.mp4")),
+    ]
+    pixels = np.asarray(Image.open(elsewhere / "top.png").convert("RGB"))
+    for rank, hit in enumerate(hits):
+        # default layout: 4 px padding, 18 px label bands, 96 px frames; the middle of the row's first frame
+        y = 4 + 18 + 4 + rank * (18 + 96 + 4) + 18 + 48
+        assert tuple(pixels[y, 4 + 48] // 64) == tuple(c // 64 for c in colours[hit["id"]])  # not grey
 
 
 def test_video_to_text_search_by_extracted_id(features: Path, tmp_path: Path) -> None:
@@ -293,3 +328,41 @@ def test_runnable_as_module() -> None:
     )
     assert completed.returncode == EXIT_USAGE
     assert "eva02at search: error: --features: folder not found: /nonexistent" in completed.stderr
+
+
+def _eval_ek100(workspace: Path, tmp_path: Path, name: str) -> tuple[int, dict]:
+    output = tmp_path / f"{name}.json"
+    code = main(
+        [
+            "eval", "ek100_mir",
+            "--model", str(workspace / "model"),
+            "--data_dir", str(workspace / "data"),
+            "--video_root", str(workspace / "data" / "videos"),
+            "--cache_dir", str(tmp_path / f"cache-{name}"),
+            "--num_frames", "2",
+            "--output", str(output),
+        ]
+    )  # fmt: skip
+    return code, json.loads(output.read_text())["results"][0]
+
+
+def test_undecodable_test_clips_are_counted_and_exit_partial(workspace: Path, tmp_path: Path) -> None:
+    code, intact = _eval_ek100(workspace, tmp_path, "intact")
+    assert code == EXIT_OK and intact["num_skipped"] == 0 and intact["num_missing_clips"] == 0
+    assert intact["relevancy"] == "rebuilt"
+
+    test_clips = pd.read_csv(workspace / "data" / "EPIC_100_retrieval_test.csv")
+    video_id = test_clips["video_id"].iloc[0]
+    expected = int((test_clips["video_id"] == video_id).sum())
+    video = workspace / "data" / "videos" / f"{video_id}.mp4"
+    original = video.read_bytes()
+    try:
+        video.write_bytes(original[: len(original) // 8])  # truncated: exists, cannot be decoded
+        code, broken = _eval_ek100(workspace, tmp_path, "broken")
+    finally:
+        video.write_bytes(original)
+    assert code == EXIT_PARTIAL
+    assert broken["num_skipped"] == expected and broken["num_clips"] == len(test_clips)
+    # The undecodable clips stay in the matrix (zero embeddings), so every metric is still defined.
+    assert set(broken["metrics"]) == set(intact["metrics"])
+    assert all(0.0 <= value <= 100.0 for value in broken["metrics"].values())

@@ -89,10 +89,13 @@ def _check_accuracies(metrics: dict, data: Path) -> None:
         assert 0 <= metrics[name] <= 100 and correct == pytest.approx(round(correct), abs=1e-6)
 
 
-def _check_saved_model(folder: Path, num_frames: int) -> None:
+def _check_saved_model(folder: Path, num_frames: int, video: Path) -> None:
     model = AutoModel.from_pretrained(folder)
     processor = AutoProcessor.from_pretrained(folder)
     assert model.config.vision_config.num_frames == num_frames
+    # The saved processor samples the training frame count by default (the preset's processor samples 16).
+    assert processor.video_processor.num_frames == num_frames
+    assert processor(videos=[str(video)], return_tensors="pt")["pixel_values"].shape[:2] == (1, num_frames)
     tokens = processor(text=["move the red square left"], return_tensors="pt")
     with torch.no_grad():
         embedding = model.get_text_features(tokens["input_ids"], tokens["attention_mask"])
@@ -176,20 +179,84 @@ def test_charades_ego_layout_classes_are_verb_x_shape(data):
         assert synthetic.SHAPES[shape] in segment["narration"] and segment["stop"] > segment["start"]
 
 
-def test_pretrain_egoclip_with_egomcq_evaluation(data, tmp_path):
+def test_recipe_flags_keep_their_help_and_show_the_recipe_defaults(monkeypatch, capsys):
+    monkeypatch.setenv("COLUMNS", "300")  # one line per flag
+    expected = {
+        "pretrain_egoclip": [
+            "--num_epochs NUM_EPOCHS, --num-epochs NUM_EPOCHS Training epochs. (default: 5)",
+            "--batch_size BATCH_SIZE, --batch-size BATCH_SIZE Clips per process per forward pass. (default: 256)",
+            "--learning_rate LEARNING_RATE, --learning-rate LEARNING_RATE Peak learning rate. (default: 3e-05)",
+            "--lr_schedule LR_SCHEDULE, --lr-schedule LR_SCHEDULE One of ('constant', 'cosine'). (default: constant)",
+            "Linear warm-up length in epochs (0: none). (default: 0.0)",
+            "Evaluate every N epochs and at the end. (default: 1)",
+            "Metric selecting the best model. (default: intra_video_accuracy)",
+        ],
+        "finetune_charades_ego": [
+            "--num_epochs NUM_EPOCHS, --num-epochs NUM_EPOCHS Training epochs. (default: 10)",
+            "--learning_rate LEARNING_RATE, --learning-rate LEARNING_RATE Peak learning rate. (default: 3e-05)",
+            "--optimizer OPTIMIZER One of ('adamw', 'lamb') (LAMB from timm). (default: lamb)",
+            "Evaluate every N epochs and at the end. (default: 1)",
+            "Metric selecting the best model. (default: mAP)",
+        ],
+    }
+    for script, lines in expected.items():
+        with pytest.raises(SystemExit) as exit_:
+            _example(script).main(["--help"])
+        assert exit_.value.code == 0
+        help_text = " ".join(capsys.readouterr().out.split())
+        for line in lines:
+            assert line in help_text, (script, line)
+
+
+def test_scripts_refuse_bad_flags_before_loading_data(tmp_path, capsys):
+    paths = [
+        "--data_dir",
+        str(tmp_path / "missing"),
+        "--video_root",
+        str(tmp_path),
+        "--output_dir",
+        str(tmp_path),
+    ]
+    # EK-100 relevancy is soft: SMS-hard (hard 0 / 1 labels) is refused when the arguments are parsed.
+    with pytest.raises(SystemExit) as exit_:
+        _example("finetune_ek100").main([*paths, "--loss", "sms_hard"])
+    assert exit_.value.code == 2
+    assert "argument --loss: invalid choice: 'sms_hard'" in capsys.readouterr().err
+    with pytest.raises(ValueError, match=r"--metric_for_best 'map_avg'.*'mAP_avg'"):
+        _example("finetune_ek100").main([*paths, "--metric_for_best", "map_avg"])
+    with pytest.raises(ValueError, match="--metric_for_best 'mAP_avg'.*'mAP'"):
+        _example("finetune_charades_ego").main([*paths, "--metric_for_best", "mAP_avg"])
+    zero_shot = _example("evaluate_zeroshot").main
+    for name in ("ek100", "egomcq", "charades"):
+        with pytest.raises(ValueError, match=f"--{name}_dir needs --{name}_videos"):
+            zero_shot(["--output_dir", str(tmp_path), f"--{name}_dir", str(tmp_path)])
+        with pytest.raises(ValueError, match=f"--{name}_videos needs --{name}_dir"):
+            zero_shot(["--output_dir", str(tmp_path), f"--{name}_videos", str(tmp_path)])
+    with pytest.raises(ValueError, match="give at least one of --ek100_dir"):
+        zero_shot(["--output_dir", str(tmp_path)])
+
+
+def test_pretrain_egoclip_with_egomcq_evaluation(data, tmp_path, capsys):
     out = tmp_path / "pretrain"
     argv = ["--data_dir", str(data), "--video_root", str(data / "videos"), "--egomcq_dir", str(data)]
     results = _example("pretrain_egoclip").main(
         [*argv, "--output_dir", str(out), *TRAIN_FLAGS, "--num_epochs", "2", "--learning_rate", "1e-3"]
     )
     assert json.loads((out / "results.json").read_text()) == results
+    console = capsys.readouterr().out
+    assert "no --model given: training a randomly initialised eva02at-tiny (--preset)" in console
+    first, final = results["history"][0], results["final"]
+    assert f"epoch 1/2 (step 2): inter_video_accuracy {first['inter_video_accuracy']:.2f}, " in console
+    assert f"final: inter_video_accuracy {final['inter_video_accuracy']:.2f}, " in console
+    assert f"best intra_video_accuracy: {results['best_metric']:.2f}" in console
+    assert f"results: {out / 'results.json'}" in console
     # 20 train clips, batches of 8 with drop_last: 2 updates per epoch, EgoMCQ after each epoch.
     assert [(h["epoch"], h["step"]) for h in results["history"]] == [(0, 2), (1, 4)]
     assert set(results["final"]) == {"inter_video_accuracy", "intra_video_accuracy", "num_skipped"}
     assert results["final"]["num_skipped"] == 0 and results["num_skipped_clips"] == 0
     _check_accuracies(results["final"], data)
     assert results["best_metric"] == max(h["intra_video_accuracy"] for h in results["history"])
-    _check_saved_model(out / "last", num_frames=2)
+    _check_saved_model(out / "last", num_frames=2, video=data / "videos" / "P01_01.mp4")
     assert (out / "best" / "model.safetensors").is_file()
 
 
@@ -203,11 +270,12 @@ def test_finetune_charades_ego_with_lamb_and_sms_hard_learns(data, random_model,
         ]
     )
     assert json.loads((out / "results.json").read_text()) == results
-    assert len(results["history"]) == 4 and set(results["final"]) == {"mAP"}
+    assert len(results["history"]) == 4 and set(results["final"]) == {"mAP", "num_skipped"}
+    assert results["final"]["num_skipped"] == 0
     assert 0 < results["final"]["mAP"] <= 100
     optimizer = torch.load(out / "checkpoints" / "step_8" / "optimizer.bin", weights_only=True)
     assert "trust_clip" in optimizer["param_groups"][0]  # timm's Lamb, the recipe default
-    _check_saved_model(out / "last", num_frames=2)
+    _check_saved_model(out / "last", num_frames=2, video=data / "videos" / "P01_01.mp4")
     # Class-prompt mAP on the trimmed training segments: the fine-tuned model beats its random initialisation.
     # Measured: 19.0 zero-shot, 38.4 after 4 epochs.
     zero_shot = _eval("charades_ego", random_model, data, tmp_path / "zs.json", "--split", "train")
@@ -229,7 +297,8 @@ def test_zero_shot_script_on_three_benchmarks_matches_the_cli(data, random_model
     )
     assert json.loads((out / "zero_shot.json").read_text()) == results
     ek100 = results["ek100_mir"]
-    assert set(ek100) == {"mAP_v2t", "mAP_t2v", "mAP_avg", "nDCG_v2t", "nDCG_t2v", "nDCG_avg"}
+    assert set(ek100) == {"mAP_v2t", "mAP_t2v", "mAP_avg", "nDCG_v2t", "nDCG_t2v", "nDCG_avg", "num_skipped"}
+    assert ek100["num_skipped"] == 0 and results["charades_ego"]["num_skipped"] == 0
     assert all(0 <= value <= 100 for value in ek100.values())
     assert ek100["mAP_avg"] == pytest.approx((ek100["mAP_v2t"] + ek100["mAP_t2v"]) / 2)
     _check_accuracies(results["egomcq"], data)
@@ -242,5 +311,7 @@ def test_zero_shot_script_on_three_benchmarks_matches_the_cli(data, random_model
     )
     charades = _eval("charades_ego", random_model, data, tmp_path / "charades.json", "--num_frames", "4")
     assert charades["num_videos"] == _ek100(data, "test")["video_id"].nunique()
-    assert charades["metrics"] == pytest.approx(results["charades_ego"])
+    assert charades["metrics"] == pytest.approx(
+        {k: v for k, v in results["charades_ego"].items() if k != "num_skipped"}
+    )
     load_results(tmp_path / "charades.json")  # the model-card schema accepts the CLI output

@@ -114,6 +114,24 @@ def test_check_results_names_the_bad_entry(results: dict, message: str) -> None:
         check_results(results)
 
 
+def test_unmeasured_metrics_are_left_out_of_the_card(tmp_path: Path) -> None:
+    # An EgoMCQ evaluation where no intra-video question could be scored: the CLI writes NaN as null.
+    from eva02at_hf.cli import _write_json
+
+    path = tmp_path / "mcq.json"
+    metrics = {"inter_video_accuracy": 91.25, "intra_video_accuracy": float("nan")}
+    _write_json(str(path), {"results": [{"benchmark": "egomcq", "metrics": metrics}]})
+    results = json.loads(
+        path.read_text(), parse_constant=lambda name: pytest.fail(f"non-JSON constant {name}")
+    )
+    assert results["results"][0]["metrics"]["intra_video_accuracy"] is None
+    card = render_model_card(EVA02ATConfig.from_preset("eva02at-tiny"), load_results(path), "me/tiny")
+    assert [(r.metric_name, r.metric_value) for r in ModelCard(str(card)).data.eval_results] == [
+        ("Inter-video accuracy", 91.25)
+    ]
+    assert "| – | 91.2 | – | eva02at-hf evaluation |" in card.text  # pre-training, inter, intra, source
+
+
 def test_card_without_results_is_valid() -> None:
     card = render_model_card(EVA02ATConfig.from_preset("eva02at-tiny"), None, "me/tiny")
     assert ModelCard(str(card)).data.eval_results is None

@@ -398,7 +398,7 @@ def evaluate_offline():
 
 
 def test_evaluate_ek100_from_folder_path_matches_function(evaluate_offline):
-    metric = evaluate_offline.load(str(module_path("ek100_mir")))
+    metric = evaluate_offline.load(module_path("ek100_mir"))
     similarity, relevancy = random_mir_problem(15, 10, seed=10)
     result = metric.compute(predictions=similarity.tolist(), references=relevancy.tolist())
     assert_results_close(result, ek100_mir(similarity, relevancy), tol=1e-12)
@@ -406,7 +406,7 @@ def test_evaluate_ek100_from_folder_path_matches_function(evaluate_offline):
 
 
 def test_evaluate_egomcq_types_accumulate_with_add_batch(evaluate_offline):
-    metric = evaluate_offline.load(str(module_path("egomcq")))
+    metric = evaluate_offline.load(module_path("egomcq"))
     rng = np.random.default_rng(11)
     scores, answers, types = rng.random((12, 5)), rng.integers(0, 5, 12), rng.integers(1, 3, 12)
     for batch in (slice(0, 5), slice(5, 12)):

@@ -239,6 +239,16 @@ def test_resizing_keeps_the_trained_range_of_rescaled_rope(tiny_config) -> None:
         )
 
 
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [({"num_frames": 0}, "num_frames must be >= 1"), ({"image_size": 36}, "multiple of patch_size \\(8\\)")],
+)
+def test_loading_at_an_impossible_size_is_refused(tiny_model, tmp_path: Path, override, message) -> None:
+    tiny_model.save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match=message):
+        AutoModel.from_pretrained(tmp_path, **override)
+
+
 def test_other_frame_counts_at_inference_use_interpolated_temporal_embedding(tiny_model) -> None:
     with torch.no_grad():
         out = tiny_model.vision_model(pixel_values=torch.randn(1, 3, 3, 32, 32))

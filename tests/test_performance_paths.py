@@ -133,6 +133,7 @@ def test_activation_estimate_scaling() -> None:
     assert checkpointed < sixteen / 3
     with pytest.raises(ValueError, match="attn_implementation"):
         estimate_activation_memory(config, 16, attn_implementation="flash")
+    assert estimate_activation_memory(EVA02ATConfig.from_preset("eva02at-b"), 16) == sixteen  # full config
 
 
 def test_activation_checkpointing_recomputes_and_gives_the_same_gradients() -> None:

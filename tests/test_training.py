@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,7 @@ from eva02at_hf.training import (
     cached_relevancy,
     load_model_and_processor,
 )
-from eva02at_hf.training.loop import checkpoint_steps
+from eva02at_hf.training.loop import check_metric_for_best, checkpoint_steps
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -123,7 +124,7 @@ def test_relevancy_cache_is_reused(tmp_path):
         cached_relevancy(tmp_path, "rel", "other", lambda: 1 / 0)
 
 
-def _trainer(train, output_dir: str, **overrides) -> Trainer:
+def _trainer(train, output_dir: str, evaluate=None, **overrides) -> Trainer:
     torch.manual_seed(0)
     model, processor = load_model_and_processor(None, num_frames=2)
     settings = {
@@ -134,7 +135,15 @@ def _trainer(train, output_dir: str, **overrides) -> Trainer:
         "report_to": "none",
     }
     config = TrainingConfig(output_dir=output_dir, **{**settings, **overrides})
-    return build_ek100_trainer(config, model, processor, train, build_loss("sms"), num_frames=2)
+    return build_ek100_trainer(
+        config, model, processor, train, build_loss("sms"), num_frames=2, evaluate=evaluate
+    )
+
+
+def _scripted_evaluation(*metrics: dict) -> Callable:
+    """An ``evaluate(model, accelerator)`` returning ``metrics`` one after the other."""
+    queue = list(metrics)
+    return lambda model, accelerator: queue.pop(0)
 
 
 def test_push_to_hub_publishes_the_saved_model_with_a_card(synthetic_set, tmp_path, monkeypatch):
@@ -155,7 +164,86 @@ def test_push_to_hub_publishes_the_saved_model_with_a_card(synthetic_set, tmp_pa
     assert "me/eva02at-run" in str(card) and "library_name: transformers" in str(card)
 
 
-def test_kill_and_resume_ends_at_the_same_weights(synthetic_set, tmp_path):
+def test_push_to_hub_card_holds_the_best_evaluation_after_results_json(
+    synthetic_set, tmp_path, monkeypatch, capsys
+):
+    import eva02at_hf.hub
+
+    output_dir = tmp_path / "run"
+    pushed = []
+
+    def publish(folder, repo_id, card, staging, **kwargs):
+        pushed.append((folder, str(card), json.loads((output_dir / "results.json").read_text())))
+
+    monkeypatch.setattr(eva02at_hf.hub, "publish", publish)
+    _, train = synthetic_set
+    evaluate = _scripted_evaluation(
+        {"mAP_avg": 31.5, "nDCG_avg": 52.25, "num_skipped": 0},
+        {"mAP_avg": 12.0, "nDCG_avg": 40.75, "num_skipped": 0},
+    )
+    results = _trainer(
+        train, str(output_dir), evaluate, eval_every_epochs=1, push_to_hub=True, hub_model_id="me/run"
+    ).train({"args": {"loss": "sms"}})
+    [(folder, card, saved)] = pushed
+    assert saved == results and saved["args"] == {"loss": "sms"}  # results.json was written before the push
+    assert saved["best_metric"] == 31.5 and saved["final"]["mAP_avg"] == 12.0
+    # The first epoch is the best: best/ is pushed, and its card holds that evaluation's metrics.
+    assert folder == str(output_dir / "best")
+    assert "value: 31.5" in card and "value: 52.25" in card and "name: mAP avg" in card
+    assert "value: 12.0" not in card and "num_skipped" not in card
+    out = capsys.readouterr().out
+    assert "epoch 1/2 (step 4): mAP_avg 31.50, nDCG_avg 52.25, num_skipped 0" in out
+    assert "epoch 2/2 (step 8): mAP_avg 12.00, nDCG_avg 40.75, num_skipped 0" in out
+
+
+def test_failed_push_keeps_results_and_names_the_repository(synthetic_set, tmp_path, monkeypatch):
+    import eva02at_hf.hub
+
+    def offline(*args, **kwargs):
+        raise OSError("no network")
+
+    monkeypatch.setattr(eva02at_hf.hub, "publish", offline)
+    _, train = synthetic_set
+    output_dir = tmp_path / "run"
+    trainer = _trainer(
+        train,
+        str(output_dir),
+        _scripted_evaluation({"mAP_avg": 20.0, "nDCG_avg": 30.0}),
+        max_steps=1,
+        push_to_hub=True,
+        hub_model_id="me/offline-run",
+    )
+    with pytest.raises(RuntimeError, match="'me/offline-run' failed .*OSError: no network"):
+        trainer.train({"args": {"seed": 0}})
+    saved = json.loads((output_dir / "results.json").read_text())
+    assert saved["args"] == {"seed": 0} and saved["final"] == {"mAP_avg": 20.0, "nDCG_avg": 30.0}
+    assert (output_dir / "last" / "model.safetensors").is_file()
+    assert (output_dir / "best" / "model.safetensors").is_file()
+
+
+def test_unknown_metric_for_best_names_the_flag_and_the_metrics(synthetic_set, tmp_path):
+    _, train = synthetic_set
+    evaluate = _scripted_evaluation({"mAP_avg": 20.0, "nDCG_avg": 30.0})
+    trainer = _trainer(train, str(tmp_path / "run"), evaluate, max_steps=1, metric_for_best="map_avg")
+    with pytest.raises(ValueError, match=r"--metric_for_best 'map_avg'.*\['mAP_avg', 'nDCG_avg'\]"):
+        trainer.train()
+    assert not (tmp_path / "run" / "best").exists()
+    config = TrainingConfig(output_dir=str(tmp_path), metric_for_best="mAP")
+    check_metric_for_best(config, {"mAP": ("map", "mAP")})
+    with pytest.raises(ValueError, match="--metric_for_best 'mAP'"):
+        check_metric_for_best(config, ("mAP_avg",))
+
+
+def test_loaded_model_processor_samples_the_training_frame_count(tmp_path):
+    model, processor = load_model_and_processor(None, num_frames=2)
+    assert processor.video_processor.num_frames == 2  # the preset's default processor samples 16
+    model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    model, processor = load_model_and_processor(str(tmp_path), num_frames=4)
+    assert model.config.vision_config.num_frames == 4 and processor.video_processor.num_frames == 4
+
+
+def test_kill_and_resume_ends_at_the_same_weights(synthetic_set, tmp_path, capsys):
     _, train = synthetic_set
     full = _trainer(train, str(tmp_path / "full"))
     full.train()
@@ -163,8 +251,19 @@ def test_kill_and_resume_ends_at_the_same_weights(synthetic_set, tmp_path):
     # Checkpoints after updates 4 (epoch end) and 8 (epoch end); the default save_total_limit=2 keeps both.
     assert checkpoint_steps(str(tmp_path / "full")) == [4, 8]
     _trainer(train, str(tmp_path / "cut"), max_steps=3, checkpointing_steps=3).train()  # "killed" after 3
+    # Another schedule would run the restored cosine scheduler past its end: refused, naming what changed.
+    changed = _trainer(
+        train, str(tmp_path / "cut"), resume_from_checkpoint="latest", num_epochs=3, learning_rate=2e-3
+    )
+    with pytest.raises(ValueError, match="--resume_from_checkpoint") as error:
+        changed.train()
+    assert "num_epochs 2 -> 3" in str(error.value) and "learning_rate 0.001 -> 0.002" in str(error.value)
+    assert "batch_size" not in str(error.value)
+    capsys.readouterr()
+    # max_steps, checkpointing_steps and save_total_limit do not touch the schedule: they may change.
     resumed = _trainer(train, str(tmp_path / "cut"), resume_from_checkpoint="latest", save_total_limit=1)
     resumed.train()
+    assert f"resumed from {tmp_path / 'cut' / 'checkpoints' / 'step_3'} at step 3" in capsys.readouterr().out
     assert resumed.state.global_step == 8
     assert checkpoint_steps(str(tmp_path / "cut")) == [8]  # older checkpoints rotated away
     expected = load_file(tmp_path / "full" / "last" / "model.safetensors")

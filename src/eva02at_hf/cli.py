@@ -58,10 +58,19 @@ def _positive_int(text: str) -> int:
 
 
 def _write_json(path: str | None, payload: Any) -> None:
+    """Write ``payload`` as strict JSON: NaN (e.g. an accuracy over no question) becomes null."""
     if path is None:
         return
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(payload, indent=2), encoding="utf-8")
+    Path(path).write_text(json.dumps(_nan_to_null(payload), indent=2, allow_nan=False), encoding="utf-8")
+
+
+def _nan_to_null(payload: Any) -> Any:
+    if isinstance(payload, dict):
+        return {key: _nan_to_null(value) for key, value in payload.items()}
+    if isinstance(payload, list | tuple):
+        return [_nan_to_null(value) for value in payload]
+    return _nan_to_none(payload) if isinstance(payload, float) else payload
 
 
 def _load_model(model: str, device: str = "cpu", dtype: str = "float32") -> tuple[Any, Any]:
@@ -320,6 +329,7 @@ def run_eval(args: argparse.Namespace) -> int:
                 model, processor, ek100.clips, ek100.sentences, ek100.relevancy, accelerator, **common
             )
             extra = {
+                "num_skipped": metrics.pop("num_skipped"),
                 "num_clips": len(ek100.clips),
                 "num_sentences": len(ek100.sentences),
                 "num_missing_clips": ek100.num_missing_clips,
@@ -337,7 +347,7 @@ def run_eval(args: argparse.Namespace) -> int:
             )
             class_names = data.charades_ego_class_names(data_dir)
             metrics = evaluate_charades_ego(model, processor, videos, class_names, accelerator, **common)
-            extra = {"num_videos": len(videos)}
+            extra = {"num_videos": len(videos), "num_skipped": metrics.pop("num_skipped")}
     except (FileNotFoundError, data.BadRowError) as err:
         raise UsageError(str(err)) from None
     result = {

@@ -119,8 +119,13 @@ def check_results(results: dict[str, Any], where: str = "results") -> None:
                 f"{where}: results[{i}] has metrics {unknown} unknown for {benchmark}; "
                 f"expected some of {list(BENCHMARKS[benchmark].metrics)}"
             )
-        if not all(isinstance(v, (int, float)) for v in metrics.values()):
-            raise ValueError(f"{where}: results[{i}].metrics must be numbers")
+        if not all(v is None or isinstance(v, (int, float)) for v in metrics.values()):
+            raise ValueError(f"{where}: results[{i}].metrics must be numbers (or null: not measured)")
+
+
+def _measured(value: float | None) -> bool:
+    """Whether a metric value is a number: null / NaN (e.g. no question of that type) is left out of cards."""
+    return value is not None and value == value
 
 
 def _source(results: dict[str, Any]) -> dict[str, Any]:
@@ -137,6 +142,8 @@ def eval_results(results: dict[str, Any]) -> list[EvalResult]:
         setting = ", ".join(part for part in (entry.get("setting"), _pretraining(entry)) if part) or "default"
         table = f", Table {entry['table']}" if entry.get("table") else ""
         for key, value in entry["metrics"].items():
+            if not _measured(value):
+                continue
             metric_type, metric_name = benchmark.metrics[key]
             out.append(
                 EvalResult(
@@ -180,7 +187,8 @@ def results_tables(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "setting": entry.get("setting", ""),
                 "pretraining": entry.get("pretraining", "–"),
                 "cells": [
-                    f"{entry['metrics'][m]:.1f}" if m in entry["metrics"] else "–" for m in metric_keys
+                    f"{entry['metrics'][m]:.1f}" if _measured(entry["metrics"].get(m)) else "–"
+                    for m in metric_keys
                 ],
                 "source": f"paper, Table {entry['table']}" if entry.get("table") else source["name"],
             }

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from .configuration_eva02at import EVA02ATVisionConfig
+from .configuration_eva02at import EVA02ATConfig, EVA02ATVisionConfig
 
 LAYER_NORMS_PER_LAYER = 4
 
@@ -37,7 +37,7 @@ def _layer_bytes_per_token(
 
 
 def estimate_activation_memory(
-    config: EVA02ATVisionConfig,
+    config: EVA02ATVisionConfig | EVA02ATConfig,
     num_frames: int,
     batch_size: int = 1,
     dtype: torch.dtype = torch.float32,
@@ -48,7 +48,7 @@ def estimate_activation_memory(
     optimizer state excluded), for (B, T, C, H, W) clips.
 
     Args:
-        config: the vision tower configuration.
+        config: the vision tower configuration (or a full `EVA02ATConfig`, whose `vision_config` is used).
         num_frames: T, frames per clip; the sequence has L = 1 + T * N tokens.
         batch_size: B, clips per step.
         dtype: the model's (weights' and activations') dtype.
@@ -62,6 +62,8 @@ def estimate_activation_memory(
         `layers * B * L * D * bytes + B * L * per_token_layer_bytes` with it, plus the patch-embedding input,
         the final LayerNorm input and the RoPE table.
     """
+    if isinstance(config, EVA02ATConfig):
+        config = config.vision_config
     if attn_implementation not in ("sdpa", "eager"):
         raise ValueError(f"attn_implementation must be 'sdpa' or 'eager', got {attn_implementation!r}.")
     if num_frames < 1 or batch_size < 1:

@@ -140,6 +140,12 @@ class EVA02ATVisionEmbeddings(nn.Module):
         """Resample P_t to `num_frames` and P_xy to `image_size` in place (and update the config; `rescaled`
         temporal RoPE keeps referring to the frame count the weights were trained at)."""
         config = self.config
+        if num_frames is not None and num_frames < 1:
+            raise ValueError(f"num_frames must be >= 1, got {num_frames}.")
+        if image_size is not None and (image_size < config.patch_size or image_size % config.patch_size):
+            raise ValueError(
+                f"image_size must be a positive multiple of patch_size ({config.patch_size}), got {image_size}."
+            )
         if num_frames is not None and config.temporal_rope_positions == "rescaled":
             config.temporal_rope_reference_frames = config.temporal_rope_reference_frames or config.num_frames
         if num_frames is not None and self.temporal_embedding is not None:

@@ -20,18 +20,18 @@ if TYPE_CHECKING:
 EVALUATE_MODULES = ("ek100_mir", "egomcq", "charades_ego")
 
 
-def module_path(name: str) -> Path:
-    """Folder of the `evaluate` module `name` inside the installed package."""
+def module_path(name: str) -> str:
+    """Folder of the `evaluate` module `name` inside the installed package, as `evaluate.load` takes it."""
     if name not in EVALUATE_MODULES:
         raise ValueError(f"unknown metric {name!r}; available: {', '.join(EVALUATE_MODULES)}")
-    return Path(__file__).resolve().parent / name
+    return str(Path(__file__).resolve().parent / name)
 
 
 def load(name: str, **kwargs: Any) -> evaluate.EvaluationModule:
     """`evaluate.load` of the packaged module `name` (`ek100_mir`, `egomcq` or `charades_ego`); works offline."""
     import evaluate
 
-    return evaluate.load(str(module_path(name)), **kwargs)
+    return evaluate.load(module_path(name), **kwargs)
 
 
 __all__ = [

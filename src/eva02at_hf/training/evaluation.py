@@ -4,14 +4,16 @@
 * EgoMCQ: each question's text against its candidate clips -> `egomcq_accuracy` (inter / intra video).
 * Charades-Ego: each video against the class-name prompts -> `charades_ego_map`.
 
-Clips that cannot be decoded are counted and get a zero embedding (similarity 0), so the matrices keep the
-shape the metrics expect.
+Clips that cannot be decoded get a zero embedding (similarity 0, i.e. scored as misses), so the matrices keep
+the shape the metrics expect; every evaluation returns their count as ``num_skipped`` (EgoMCQ: the questions
+left out because a choice could not be decoded).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import datasets
 import numpy as np
@@ -24,6 +26,8 @@ from ..data import MultipleChoiceCollator
 from ..metrics import charades_ego_map, egomcq_accuracy, ek100_mir
 from .data import TrainingCollator
 
+logger = logging.getLogger(__name__)
+
 
 def _unwrap(model: torch.nn.Module, accelerator: Accelerator) -> torch.nn.Module:
     return accelerator.unwrap_model(model)
@@ -33,6 +37,13 @@ def _loader(dataset: Any, batch_size: int, collate_fn: Any, num_workers: int) ->
     return DataLoader(
         dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_fn, num_workers=num_workers
     )
+
+
+class ClipEmbeddings(NamedTuple):
+    """Video embeddings of a clip table and how many of its clips could not be decoded (zero rows)."""
+
+    embeddings: torch.Tensor
+    num_skipped: int
 
 
 @torch.no_grad()
@@ -45,18 +56,25 @@ def embed_clips(
     batch_size: int = 16,
     num_workers: int = 0,
     desc: str = "embedding clips",
-) -> torch.Tensor:
-    """(N_clips, D) L2-normalised video embeddings of ``clips`` (uniform frame sampling), on every process."""
+) -> ClipEmbeddings:
+    """(N_clips, D) L2-normalised video embeddings of ``clips`` (uniform frame sampling), on every process, with
+    zeros for the clips that could not be decoded, and their count over all processes."""
     collator = TrainingCollator(processor, num_frames=num_frames, text_column=None, id_column="narration_id")
     loader = accelerator.prepare_data_loader(_loader(clips, batch_size, collator, num_workers))
     network = _unwrap(model, accelerator).eval()
-    embeddings = []
+    embeddings, valid = [], []
     for batch in tqdm(loader, desc=desc, disable=not accelerator.is_local_main_process, leave=False):
         with accelerator.autocast():
             embeds = network.get_video_features(batch["pixel_values"].to(accelerator.device)).float()
-        embeds = embeds * batch["valid"].to(embeds.device)[:, None]
-        embeddings.append(accelerator.gather_for_metrics(embeds))
-    return torch.cat(embeddings).cpu()
+        decoded = batch["valid"].to(embeds.device)
+        embeddings.append(accelerator.gather_for_metrics(embeds * decoded[:, None]))
+        valid.append(accelerator.gather_for_metrics(decoded))
+    num_skipped = int((torch.cat(valid) == 0).sum())
+    if num_skipped:
+        logger.warning(
+            "%s: %d of %d clips could not be decoded and score as misses", desc, num_skipped, len(clips)
+        )
+    return ClipEmbeddings(torch.cat(embeddings).cpu(), num_skipped)
 
 
 @torch.no_grad()
@@ -90,11 +108,14 @@ def evaluate_ek100_mir(
     batch_size: int = 16,
     num_workers: int = 0,
 ) -> dict[str, float]:
-    """EK-100 MIR mAP / nDCG (%) of ``model`` on ``clips`` x ``sentences`` with (clips, sentences) ``relevancy``."""
-    videos = embed_clips(model, processor, clips, accelerator, num_frames, batch_size, num_workers)
+    """EK-100 MIR mAP / nDCG (%) of ``model`` on ``clips`` x ``sentences`` with (clips, sentences) ``relevancy``,
+    and ``num_skipped`` (undecodable clips, scored as misses)."""
+    videos, num_skipped = embed_clips(
+        model, processor, clips, accelerator, num_frames, batch_size, num_workers
+    )
     texts = embed_texts(model, processor, sentences, accelerator)
     dense = relevancy.toarray() if hasattr(relevancy, "toarray") else np.asarray(relevancy)
-    return ek100_mir((videos @ texts.T).numpy(), dense)
+    return {**ek100_mir((videos @ texts.T).numpy(), dense), "num_skipped": num_skipped}
 
 
 @torch.no_grad()
@@ -144,12 +165,13 @@ def evaluate_charades_ego(
     batch_size: int = 16,
     num_workers: int = 0,
 ) -> dict[str, float]:
-    """Charades-Ego video-level mAP (%): every video scored against every class-name prompt."""
-    video_embeds = embed_clips(
+    """Charades-Ego video-level mAP (%): every video scored against every class-name prompt; ``num_skipped``
+    counts the undecodable videos (scored as misses)."""
+    video_embeds, num_skipped = embed_clips(
         model, processor, videos, accelerator, num_frames, batch_size, num_workers, desc="Charades-Ego"
     )
     class_embeds = embed_texts(model, processor, class_names, accelerator)
     targets = np.zeros((len(videos), len(class_names)), dtype=np.int64)
     for row, ids in enumerate(videos["class_ids"]):
         targets[row, ids] = 1
-    return charades_ego_map((video_embeds @ class_embeds.T).numpy(), targets)
+    return {**charades_ego_map((video_embeds @ class_embeds.T).numpy(), targets), "num_skipped": num_skipped}

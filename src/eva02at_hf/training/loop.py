@@ -3,12 +3,14 @@
 `Trainer.train` runs: `accelerator.prepare`, gradient accumulation, mixed precision, optional gradient
 checkpointing, a tqdm bar and tracker logging on the main process, `save_state` every ``checkpointing_steps``
 optimizer updates and at every epoch end, evaluation every ``eval_every_epochs`` epochs and at the end, and
-`save_pretrained` of model + processor to ``<output_dir>/last`` and, by ``metric_for_best``, ``<output_dir>/best``.
+`save_pretrained` of model + processor to ``<output_dir>/last`` and, by ``metric_for_best``, ``<output_dir>/best``,
+then ``<output_dir>/results.json`` and, with ``push_to_hub``, the upload of the best (else last) model.
 
 Exact resumption: ``--resume_from_checkpoint <dir>|latest`` restores model, optimizer, scheduler and RNG states
 (`accelerator.load_state`) and the step counter; the epoch-seeded sampler and per-example seeds
 (`eva02at_hf.training.data`) replay the epoch's permutation, and `accelerate.skip_first_batches` skips the
-batches already consumed.
+batches already consumed. Each checkpoint records the settings that define the schedule (`RESUME_FIELDS`, the
+world size and the updates per epoch); resuming with other values is refused.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -38,6 +40,20 @@ logger = logging.getLogger(__name__)
 CHECKPOINT_DIR = "checkpoints"
 STATE_FILE = "trainer_state.json"
 OPTIMIZERS = ("adamw", "lamb")
+# Settings the restored optimizer, scheduler and sampler states depend on: a resumed run must keep them.
+RESUME_FIELDS = (
+    "num_epochs",
+    "batch_size",
+    "gradient_accumulation_steps",
+    "learning_rate",
+    "lr_schedule",
+    "warmup_epochs",
+    "warmup_start_lr",
+    "final_lr",
+    "optimizer",
+    "weight_decay",
+    "seed",
+)
 
 
 @dataclass
@@ -79,7 +95,10 @@ class TrainingConfig:
     report_to: str = field(
         default="auto", metadata={"help": "'tensorboard', 'none' or 'auto' (if installed)."}
     )
-    push_to_hub: bool = field(default=False, metadata={"help": "Push the best (else last) model at the end."})
+    push_to_hub: bool = field(
+        default=False,
+        metadata={"help": "Push the best (else last) model with its metrics at the end, after results.json."},
+    )
     hub_model_id: str | None = field(default=None, metadata={"help": "Hub repository for --push_to_hub."})
 
     def __post_init__(self) -> None:
@@ -104,13 +123,49 @@ class TrainingConfig:
                 raise ValueError(message)
 
 
+def check_metric_for_best(config: TrainingConfig, names: Collection[str]) -> None:
+    """Raise a ValueError naming ``--metric_for_best`` unless it is one of ``names`` (the evaluation's metrics)."""
+    if config.metric_for_best not in names:
+        raise ValueError(
+            f"--metric_for_best {config.metric_for_best!r} is not a metric of the evaluation; "
+            f"choose one of {sorted(names)}"
+        )
+
+
+def recipe_default(name: str, default: Any) -> Any:
+    """The `TrainingConfig` field ``name`` with a recipe's ``default``, keeping its ``--help`` text."""
+    return field(default=default, metadata=TrainingConfig.__dataclass_fields__[name].metadata)
+
+
 @dataclass
 class TrainerState:
-    """Progress saved next to every `save_state` checkpoint (``trainer_state.json``)."""
+    """Progress saved next to every `save_state` checkpoint (``trainer_state.json``), with the run's
+    schedule-defining settings (``schedule``: `RESUME_FIELDS`, ``world_size``, ``updates_per_epoch``)."""
 
     global_step: int = 0
     best_metric: float | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    schedule: dict[str, Any] = field(default_factory=dict)
+
+
+def format_metrics(metrics: dict[str, Any]) -> str:
+    """``"name value, ..."`` with floats to two decimals."""
+    return ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items())
+
+
+def card_results(metrics: dict[str, Any], setting: str) -> dict[str, Any] | None:
+    """A results JSON (`eva02at_hf.hub`) holding ``metrics`` under the benchmark whose metric names they use
+    (e.g. ``mAP_avg``: ek100_mir), other keys (``num_skipped``) left out; None when no name is a benchmark's."""
+    from ..hub import BENCHMARKS
+
+    benchmark = max(BENCHMARKS, key=lambda name: len(set(metrics) & set(BENCHMARKS[name].metrics)))
+    known = {k: v for k, v in metrics.items() if k in BENCHMARKS[benchmark].metrics}
+    if not known:
+        return None
+    return {
+        "source": {"name": "eva02at-hf training run", "reproduced": True},
+        "results": [{"benchmark": benchmark, "setting": setting, "metrics": known}],
+    }
 
 
 def build_optimizer(model: torch.nn.Module, config: TrainingConfig) -> torch.optim.Optimizer:
@@ -207,7 +262,14 @@ class Trainer:
             final_lr=config.final_lr,
         )
         self.scheduler = self.accelerator.prepare_scheduler(scheduler)
-        self.state = TrainerState()
+        schedule = {name: getattr(config, name) for name in RESUME_FIELDS}
+        schedule.update(world_size=self.accelerator.num_processes, updates_per_epoch=self.updates_per_epoch)
+        self.state = TrainerState(schedule=schedule)
+
+    def _print(self, message: str) -> None:
+        """A console line from the main process that leaves the tqdm bar intact."""
+        if self.accelerator.is_main_process:
+            tqdm.write(message)
 
     # checkpoints -----------------------------------------------------------------------------------------
 
@@ -225,6 +287,7 @@ class Trainer:
         return path
 
     def load_state(self, path: str) -> None:
+        """Restore a `save_state` checkpoint (or ``"latest"``); refuse one saved with another schedule."""
         if path == "latest":
             found = latest_checkpoint(self.config.output_dir)
             if found is None:
@@ -234,10 +297,24 @@ class Trainer:
             path = found
         if not os.path.isfile(os.path.join(path, STATE_FILE)):
             raise FileNotFoundError(f"--resume_from_checkpoint {path}: not a checkpoint (no {STATE_FILE})")
-        self.accelerator.load_state(path)
         with open(os.path.join(path, STATE_FILE)) as handle:
-            self.state = TrainerState(**json.load(handle))
-        logger.info("resumed from %s at step %d", path, self.state.global_step)
+            saved = TrainerState(**json.load(handle))
+        schedule = self.state.schedule
+        changed = [
+            f"{name} {saved.schedule[name]!r} -> {value!r}"
+            for name, value in schedule.items()
+            if name in saved.schedule and saved.schedule[name] != value
+        ]
+        if changed:
+            raise ValueError(
+                f"--resume_from_checkpoint {path}: the checkpoint's optimizer, scheduler and sampler states belong "
+                f"to other settings ({'; '.join(changed)}); resume with the saved values or train into a new "
+                "--output_dir"
+            )
+        self.accelerator.load_state(path)
+        self.state = saved
+        self.state.schedule = schedule
+        self._print(f"resumed from {path} at step {self.state.global_step}")
 
     def save_pretrained(self, name: str) -> str:
         """Model + processor to ``<output_dir>/<name>``, loadable with AutoModel / AutoProcessor."""
@@ -257,10 +334,12 @@ class Trainer:
         record = {"epoch": epoch, "step": self.state.global_step, **metrics}
         self.state.history.append(record)
         self.accelerator.log({f"eval/{k}": v for k, v in metrics.items()}, step=self.state.global_step)
-        if self.accelerator.is_main_process:
-            logger.info("epoch %d: %s", epoch, metrics)
-        value = metrics.get(self.config.metric_for_best)
-        if value is not None and (self.state.best_metric is None or value > self.state.best_metric):
+        self._print(
+            f"epoch {epoch + 1}/{self.config.num_epochs} (step {self.state.global_step}): {format_metrics(metrics)}"
+        )
+        check_metric_for_best(self.config, metrics)
+        value = metrics[self.config.metric_for_best]
+        if self.state.best_metric is None or value > self.state.best_metric:
             self.state.best_metric = value
             self.save_pretrained("best")
         self.model.train()
@@ -282,9 +361,11 @@ class Trainer:
             self.optimizer.zero_grad()
         return loss.detach() / self.accelerator.num_processes
 
-    def train(self) -> dict[str, Any]:
-        """Run (or resume) training; returns ``{"world_size", "final": metrics, "best_metric", "history": [...],
-        "num_skipped_clips"}`` (clips the collator could not decode, as counted in this process)."""
+    def train(self, results: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Run (or resume) training; returns ``results`` (e.g. the script's arguments) plus ``{"world_size",
+        "final": metrics, "best_metric", "history": [...], "num_skipped_clips"}`` (clips the collator could not
+        decode, as counted in this process), written to ``<output_dir>/results.json`` before any push to the Hub.
+        """
         config, accelerator = self.config, self.accelerator
         if config.resume_from_checkpoint:
             self.load_state(config.resume_from_checkpoint)
@@ -328,28 +409,67 @@ class Trainer:
                 self.save_state()
                 self.save_pretrained("last")
         progress.close()
-        if config.push_to_hub and accelerator.is_main_process:
-            self.push_to_hub()
-        accelerator.end_training()
-        return {
+        results = {
+            **(results or {}),
             "world_size": accelerator.num_processes,
             "final": metrics,
             "best_metric": self.state.best_metric,
             "history": self.state.history,
             "num_skipped_clips": getattr(self.collate_fn, "num_skipped", 0),
         }
+        save_results(accelerator, config.output_dir, results)
+        try:
+            if config.push_to_hub and accelerator.is_main_process:
+                self.push_to_hub()
+        finally:
+            accelerator.end_training()
+        return results
 
     def push_to_hub(self) -> None:
-        """Publish the best (else last) model + processor with a model card, through `eva02at_hf.hub.publish`."""
+        """Publish the best (else last) model + processor with a model card holding the metrics of that model
+        (the evaluation that selected ``best``, else the last one), through `eva02at_hf.hub.publish`.
+
+        A failed upload raises a RuntimeError naming the repository; the saved folders are left as they are.
+        """
         from ..hub import publish, render_model_card
 
-        best = os.path.join(self.config.output_dir, "best")
-        folder = best if os.path.isdir(best) else os.path.join(self.config.output_dir, "last")
+        config, history = self.config, self.state.history
+        best = os.path.join(config.output_dir, "best")
+        if os.path.isdir(best):
+            folder = best
+            record = next(
+                (r for r in history if r.get(config.metric_for_best) == self.state.best_metric), None
+            )
+        else:
+            folder, record = os.path.join(config.output_dir, "last"), history[-1] if history else None
+        results = None
+        if record is not None:
+            metrics = {k: v for k, v in record.items() if k not in ("epoch", "step")}
+            results = card_results(metrics, f"this run, epoch {record['epoch'] + 1}")
         card = render_model_card(
-            self.accelerator.unwrap_model(self.model).config, None, self.config.hub_model_id
+            self.accelerator.unwrap_model(self.model).config, results, config.hub_model_id
         )
-        with tempfile.TemporaryDirectory() as staging:
-            publish(folder, self.config.hub_model_id, card, staging, commit_message="EVA02-AT training run")
+        try:
+            with tempfile.TemporaryDirectory() as staging:
+                publish(folder, config.hub_model_id, card, staging, commit_message="EVA02-AT training run")
+        except Exception as error:
+            raise RuntimeError(
+                f"--push_to_hub: uploading {folder} to the Hub repository {config.hub_model_id!r} failed "
+                f"({type(error).__name__}: {error}); the trained model and results.json stay in "
+                f"{config.output_dir}"
+            ) from error
+
+
+def print_summary(accelerator: Accelerator, config: TrainingConfig, results: dict[str, Any]) -> None:
+    """Print a finished run's zero-shot / final / best metrics and where its outputs are (main process only)."""
+    if not accelerator.is_main_process:
+        return
+    if results.get("zero_shot"):
+        print(f"zero-shot: {format_metrics(results['zero_shot'])}")
+    print(f"final: {format_metrics(results['final']) if results['final'] else 'not evaluated'}")
+    if results.get("best_metric") is not None:
+        print(f"best {config.metric_for_best}: {results['best_metric']:.2f} ({config.output_dir}/best)")
+    print(f"model: {config.output_dir}/last, results: {os.path.join(config.output_dir, 'results.json')}")
 
 
 def save_results(accelerator: Accelerator, output_dir: str, results: dict[str, Any]) -> None:

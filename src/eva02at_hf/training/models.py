@@ -10,10 +10,13 @@ from ..processing_eva02at import EVA02ATProcessor
 
 
 def processor_for(config: EVA02ATConfig) -> EVA02ATProcessor:
-    """The default processor at the model's input resolution (resize short side + centre crop)."""
+    """The default processor at the model's input resolution (resize short side + centre crop) and frame count."""
     size = config.vision_config.image_size
     return EVA02ATProcessor.from_preset(
-        "eva02at-b", size={"shortest_edge": size}, crop_size={"height": size, "width": size}
+        "eva02at-b",
+        size={"shortest_edge": size},
+        crop_size={"height": size, "width": size},
+        num_frames=config.vision_config.num_frames,
     )
 
 
@@ -22,9 +25,9 @@ def load_model_and_processor(
 ) -> tuple[EVA02ATForVideoTextRetrieval, EVA02ATProcessor]:
     """Load ``model`` (a `save_pretrained` or conversion folder) or build a randomly initialised ``preset``.
 
-    ``num_frames`` resamples the learnable temporal embedding of a loaded model (or sizes a new one).
-    A folder without processor files gets `processor_for` its config. ``config_overrides`` (e.g.
-    ``vision_config={"temporal_position_encoding": "rope"}``) apply to presets only.
+    ``num_frames`` resamples the learnable temporal embedding of a loaded model (or sizes a new one) and becomes
+    the processor's default frame count. A folder without processor files gets `processor_for` its config.
+    ``config_overrides`` (e.g. ``vision_config={"temporal_position_encoding": "rope"}``) apply to presets only.
     """
     if model is None:
         if num_frames is not None:
@@ -42,4 +45,6 @@ def load_model_and_processor(
         for name in ("processor_config.json", "preprocessor_config.json")
     )
     processor = EVA02ATProcessor.from_pretrained(model) if has_processor else processor_for(network.config)
+    if num_frames is not None:
+        processor.video_processor.num_frames = num_frames
     return network, processor

@@ -28,6 +28,8 @@ from ..losses import (
 from ..relevancy import batch_relevancy
 
 LOSSES = ("sms", "sms_hard", "adaptive_mimm", "mimm", "infonce", "egonce")
+# The losses that take a soft relevancy (EK-100 MIR); SMS-hard needs 0 / 1 labels (Charades-Ego).
+SOFT_LABEL_LOSSES = tuple(name for name in LOSSES if name != "sms_hard")
 
 
 def world_size() -> int:
