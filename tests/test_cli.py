@@ -92,6 +92,15 @@ def test_missing_inputs_are_named(workspace: Path, tmp_path: Path, capsys) -> No
         == 2
     )
     assert "--model: folder not found: no-model" in capsys.readouterr().err
+    texts = str(workspace / "texts.txt")
+    assert main(["extract", "--model", "eva02at-b", "--texts", texts, "--output_dir", "x"]) == EXIT_USAGE
+    assert "'eva02at-b' is a preset name, not weights: `eva02at convert`" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert (
+            main(["extract", "--model", model, "--texts", texts, "--output_dir", "x", "--device", "cuda"])
+            == 2
+        )
+        assert "--device cuda: no CUDA device is available" in capsys.readouterr().err
     assert main(["convert", "--checkpoint", "none.safetensors", "--output_dir", str(tmp_path)]) == EXIT_USAGE
     assert "--checkpoint: file not found" in capsys.readouterr().err
     assert main(["search", "--features", str(tmp_path), "--query", "x"]) == EXIT_USAGE
@@ -183,6 +192,17 @@ def test_search_show_from_another_folder_finds_the_videos_of_a_relative_csv(
         # default layout: 4 px padding, 18 px label bands, 96 px frames; the middle of the row's first frame
         y = 4 + 18 + 4 + rank * (18 + 96 + 4) + 18 + 48
         assert tuple(pixels[y, 4 + 48] // 64) == tuple(c // 64 for c in colours[hit["id"]])  # not grey
+
+
+def test_search_with_another_model_than_extract_is_refused(features: Path, tmp_path: Path, capsys) -> None:
+    config = EVA02ATConfig.from_preset("eva02at-tiny")
+    config.projection_dim = 16  # the extracted features are 32-dimensional
+    other = EVA02ATForVideoTextRetrieval(config)
+    other.save_pretrained(tmp_path / "other")
+    processor_for(other.config).save_pretrained(tmp_path / "other")
+    argv = ["search", "--features", str(features), "--query", "x", "--model", str(tmp_path / "other")]
+    assert main(argv) == EXIT_USAGE
+    assert "embeds queries in 16 dimensions but" in capsys.readouterr().err
 
 
 def test_video_to_text_search_by_extracted_id(features: Path, tmp_path: Path) -> None:

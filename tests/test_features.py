@@ -107,6 +107,10 @@ def test_extracted_paths_are_absolute_and_survive_a_change_of_cwd(
         ("file,start\na.mp4,1\n", "'path' column"),
         ("path,start\na.mp4,soon\n", "column 'start' must be a number"),
         ("path,id\na.mp4,x\nb.mp4,x\n", "duplicate video ids"),
+        (
+            "path,start\na.mp4,0\na.mp4,5\n",
+            "duplicate video ids \\['a.mp4'\\]; give each window its own value in an 'id'",
+        ),
     ],
 )
 def test_read_video_list_rejects_bad_csv(tmp_path: Path, content: str, message: str) -> None:

@@ -79,7 +79,19 @@ def _load_model(model: str, device: str = "cpu", dtype: str = "float32") -> tupl
 
     from .training.models import load_model_and_processor
 
-    _existing_dir(model, "--model")
+    if not Path(model).is_dir():
+        from .configuration_eva02at import PRESETS
+
+        hint = (
+            f" ({model!r} is a preset name, not weights: `eva02at convert` an EVA02-CLIP checkpoint into a folder)"
+            if model in PRESETS
+            else ""
+        )
+        raise UsageError(f"--model: folder not found: {model}{hint}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(
+            f"--device {device}: no CUDA device is available (torch.cuda.is_available() is False)"
+        )
     network, processor = load_model_and_processor(model)
     return network.to(device=device, dtype=getattr(torch, dtype)).eval(), processor
 
@@ -247,6 +259,12 @@ def run_search(args: argparse.Namespace) -> int:
         queries = torch.stack(rows)
     if len(corpus.table) == 0:
         raise UsageError(f"--features: {features_dir} holds no {kind} embeddings to search")
+    if queries.shape[-1] != corpus.embeddings.shape[-1]:
+        raise UsageError(
+            f"--model: {model_path} embeds queries in {queries.shape[-1]} dimensions but {features_dir} holds "
+            f"{corpus.embeddings.shape[-1]}-dimensional features (extracted with {manifest.get('model_name')}); "
+            "search with the model the features were extracted with"
+        )
     scores, indices = search(queries, corpus.embeddings, args.top_k, backend=args.index)
     report = []
     for label, row_scores, row_indices in zip(labels, scores.tolist(), indices.tolist(), strict=True):

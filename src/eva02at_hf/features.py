@@ -110,7 +110,9 @@ def read_video_list(source: str | os.PathLike) -> list[VideoItem]:
     ids = [item.id for item in items]
     if len(set(ids)) != len(ids):
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
-        raise ValueError(f"{source}: duplicate video ids {duplicates[:10]}")
+        raise ValueError(
+            f"{source}: duplicate video ids {duplicates[:10]}; give each window its own value in an 'id' column"
+        )
     return items
 
 
