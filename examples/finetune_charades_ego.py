@@ -24,11 +24,13 @@ from eva02at_hf.training import (
     TrainingConfig,
     build_accelerator,
     build_loss,
+    check_metric_for_best,
     class_incidence,
     evaluate_charades_ego,
     load_model_and_processor,
+    print_summary,
+    recipe_default,
 )
-from eva02at_hf.training.loop import check_metric_for_best, print_summary, recipe_default
 
 
 @dataclass

@@ -18,16 +18,17 @@ from transformers import HfArgumentParser
 
 from eva02at_hf.hub import BENCHMARKS
 from eva02at_hf.training import (
+    SOFT_LABEL_LOSSES,
     EK100Split,
     TrainingConfig,
     build_accelerator,
     build_ek100_trainer,
     build_loss,
+    check_metric_for_best,
     ek100_evaluator,
     load_model_and_processor,
+    print_summary,
 )
-from eva02at_hf.training.loop import check_metric_for_best, print_summary
-from eva02at_hf.training.objectives import SOFT_LABEL_LOSSES
 
 
 @dataclass

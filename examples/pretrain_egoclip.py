@@ -26,10 +26,12 @@ from eva02at_hf.training import (
     TrainingConfig,
     build_accelerator,
     build_loss,
+    check_metric_for_best,
     evaluate_egomcq,
     load_model_and_processor,
+    print_summary,
+    recipe_default,
 )
-from eva02at_hf.training.loop import check_metric_for_best, print_summary, recipe_default
 
 
 @dataclass

@@ -10,32 +10,35 @@ from .data import (
     class_incidence,
     example_seed,
 )
-from .evaluation import embed_clips, embed_texts, evaluate_charades_ego, evaluate_egomcq, evaluate_ek100_mir
+from .evaluation import (
+    ClipEmbeddings,
+    embed_clips,
+    embed_texts,
+    evaluate_charades_ego,
+    evaluate_egomcq,
+    evaluate_ek100_mir,
+)
 from .loop import (
     Trainer,
     TrainerState,
     TrainingConfig,
     build_accelerator,
     build_optimizer,
+    check_metric_for_best,
     latest_checkpoint,
+    print_summary,
+    recipe_default,
     save_results,
 )
 from .models import load_model_and_processor, processor_for
-from .objectives import LOSSES, RetrievalObjective, build_loss
+from .objectives import LOSSES, SOFT_LABEL_LOSSES, RetrievalObjective, build_loss
 from .recipes import build_ek100_trainer, ek100_evaluator
 from .schedules import SCHEDULES, build_scheduler
 
 __all__ = [
     "LOSSES",
-    "RetrievalObjective",
     "SCHEDULES",
-    "ClipTextDataset",
-    "EK100Split",
-    "EpochShuffleSampler",
-    "Trainer",
-    "TrainerState",
-    "TrainingCollator",
-    "TrainingConfig",
+    "SOFT_LABEL_LOSSES",
     "annotation_fingerprint",
     "build_accelerator",
     "build_ek100_trainer",
@@ -43,16 +46,28 @@ __all__ = [
     "build_optimizer",
     "build_scheduler",
     "cached_relevancy",
+    "check_metric_for_best",
     "class_incidence",
-    "embed_clips",
+    "ClipEmbeddings",
+    "ClipTextDataset",
     "ek100_evaluator",
+    "EK100Split",
+    "embed_clips",
     "embed_texts",
+    "EpochShuffleSampler",
     "evaluate_charades_ego",
     "evaluate_egomcq",
     "evaluate_ek100_mir",
     "example_seed",
     "latest_checkpoint",
     "load_model_and_processor",
+    "print_summary",
     "processor_for",
+    "recipe_default",
+    "RetrievalObjective",
     "save_results",
+    "Trainer",
+    "TrainerState",
+    "TrainingCollator",
+    "TrainingConfig",
 ]
