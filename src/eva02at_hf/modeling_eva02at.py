@@ -195,10 +195,6 @@ class EVA02ATRotaryEmbedding(nn.Module):
         """The uncached (1 + T * N, 2 * head_dim) table."""
         return prepend_identity_rotation(angles_to_sincos(self.angles(num_frames, grid_size))).to(device)
 
-    def clear_cache(self) -> None:
-        """Forget the cached tables (needed when `config.num_frames` changes under `rescaled` positions)."""
-        self._cache.clear()
-
     def forward(self, num_frames: int, grid_size: tuple[int, int], device: torch.device) -> torch.Tensor:
         if torch.compiler.is_compiling():
             return self.table(num_frames, grid_size, device)
@@ -342,7 +338,6 @@ class EVA02ATPreTrainedModel(PreTrainedModel):
         """Resample the learnable position embeddings to a new frame count and/or image size, in place."""
         vision_model = self if isinstance(self, EVA02ATVisionModel) else self.vision_model
         vision_model.embeddings.resize(num_frames=num_frames, image_size=image_size)
-        vision_model.rotary_embedding.clear_cache()
 
     def _init_weights(self, module: nn.Module) -> None:
         config = self.config
