@@ -5,6 +5,9 @@ here: a straightforward per-query loop (the baseline) and a full-matrix vectoris
 challenge script. All use a stable sort on descending similarity, so the numbers must agree to 1e-6.
 
     python benchmarks/bench_metrics.py [--videos 9668] [--texts 3842] [--repeats 1] [--with-evaluate]
+
+``--with-evaluate`` adds the `evaluate` module: ``compute`` on whole arrays (passed straight to the function) and
+the ``add_batch`` + ``compute`` path through evaluate's Arrow cache, with their cost relative to the function.
 """
 
 from __future__ import annotations
@@ -82,6 +85,17 @@ def full_matrix_numpy(similarity: np.ndarray, relevancy: np.ndarray) -> dict[str
     return {"mAP_v2t": map_v2t, "mAP_t2v": map_t2v, "nDCG_v2t": ndcg_v2t, "nDCG_t2v": ndcg_t2v}
 
 
+FUNCTION = "eva02at_hf ek100_mir"
+EVALUATE_DIRECT = "evaluate compute(arrays)"
+EVALUATE_ARROW = "evaluate add_batch + compute (Arrow)"
+
+
+def accumulate_and_compute(metric, similarity: np.ndarray, relevancy: np.ndarray) -> dict[str, float]:
+    """evaluate's Arrow path, which every compute took before `DirectCompute`: rows cached, read back as lists."""
+    metric.add_batch(predictions=similarity, references=relevancy)
+    return metric.compute()
+
+
 def _kib(field: str) -> int:
     return int(re.search(rf"{field}:\s+(\d+)", Path("/proc/self/status").read_text()).group(1))
 
@@ -121,16 +135,15 @@ def main() -> None:
     candidates: dict[str, Callable[[], dict[str, float]]] = {
         "per-query NumPy loop (baseline)": lambda: loop_numpy(similarity, relevancy),
         "full-matrix NumPy (official style)": lambda: full_matrix_numpy(similarity, relevancy),
-        "eva02at_hf ek100_mir": lambda: ek100_mir(similarity, relevancy),
+        FUNCTION: lambda: ek100_mir(similarity, relevancy),
         "eva02at_hf ek100_mir (torch inputs)": lambda: ek100_mir(
             torch.from_numpy(similarity), relevancy_tensor
         ),
     }
     if args.with_evaluate:
         metric = load("ek100_mir")
-        candidates["evaluate module compute"] = lambda: metric.compute(
-            predictions=similarity, references=relevancy
-        )
+        candidates[EVALUATE_DIRECT] = lambda: metric.compute(predictions=similarity, references=relevancy)
+        candidates[EVALUATE_ARROW] = lambda: accumulate_and_compute(metric, similarity, relevancy)
 
     rows, reference, baseline_seconds, worst = [], None, None, 0.0
     for name, function in candidates.items():
@@ -147,6 +160,13 @@ def main() -> None:
     for name, seconds, speedup, cpu_seconds, peak, difference in rows:
         print(f"{name:38s} {seconds:9.2f} {speedup:8.1f}x {cpu_seconds:8.2f} {peak:9.0f} {difference:11.1e}")
     print(f"(wall time on {os.cpu_count()} logical CPUs; numpy baselines are single-threaded)")
+    if args.with_evaluate:
+        timings = {name: (seconds, cpu_seconds) for name, seconds, _, cpu_seconds, _, _ in rows}
+        print(f"\n{'evaluate path':38s} {'wall / function':>16s} {'CPU / function':>15s}")
+        for name in (EVALUATE_DIRECT, EVALUATE_ARROW):
+            wall_ratio = timings[name][0] / timings[FUNCTION][0]
+            cpu_ratio = timings[name][1] / timings[FUNCTION][1]
+            print(f"{name:38s} {wall_ratio:15.2f}x {cpu_ratio:14.2f}x")
     print("\n" + ", ".join(f"{key} = {reference[key]:.4f}" for key in KEYS))
     print(f"identical to 1e-6: {'yes' if worst <= 1e-6 else 'NO'}")
     if worst > 1e-6:

@@ -424,6 +424,60 @@ def test_evaluate_charades_via_package_loader(evaluate_offline):
     assert result == pytest.approx(charades_ego_map(scores, targets))
 
 
+def _modules_and_inputs() -> list[tuple[str, dict]]:
+    rng = np.random.default_rng(13)
+    similarity, relevancy = random_mir_problem(14, 9, seed=13)
+    similarity[:, 3] = similarity[:, 2]  # ties: ranked in column order on both paths
+    return [
+        ("ek100_mir", {"predictions": similarity, "references": relevancy}),
+        (
+            "egomcq",
+            {
+                "predictions": rng.random((12, 5)).astype(np.float32),
+                "references": rng.integers(0, 5, 12),
+                "types": rng.integers(1, 3, 12),
+            },
+        ),
+        (
+            "charades_ego",
+            {
+                "predictions": rng.standard_normal((10, 4)),
+                "references": (rng.random((10, 4)) < 0.4).astype(int),
+            },
+        ),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "inputs"), _modules_and_inputs(), ids=lambda v: v if isinstance(v, str) else ""
+)
+def test_evaluate_compute_takes_arrays_without_arrow_and_matches_the_arrow_path(
+    evaluate_offline, name, inputs
+):
+    """A single-process compute of whole arrays / tensors skips evaluate's Arrow cache; numbers are identical to
+    the accumulated (Arrow, lists) path and to the plain function."""
+    function = {"ek100_mir": ek100_mir, "egomcq": egomcq_accuracy, "charades_ego": charades_ego_map}[name]
+    expected = function(*inputs.values())
+    accumulated = load(name)
+    half = len(inputs["predictions"]) // 2
+    for rows in (slice(0, half), slice(half, None)):
+        accumulated.add_batch(**{key: value[rows].tolist() for key, value in inputs.items()})
+    assert accumulated.compute() == expected
+
+    direct = load(name)
+    direct.add_batch = direct._init_writer = None  # any use of the Arrow path would now fail
+    assert direct.compute(**inputs) == expected
+    assert direct.compute(**{key: torch.from_numpy(value) for key, value in inputs.items()}) == expected
+    with pytest.raises(ValueError, match="same shape|one entry per question"):
+        direct.compute(**{**inputs, "references": inputs["references"][:-1]})
+
+
+def test_evaluate_compute_still_reports_missing_inputs(evaluate_offline):
+    scores = np.zeros((2, 5))
+    with pytest.raises(ValueError, match="inputs are missing"):
+        load("egomcq").compute(predictions=scores, references=[0, 1])
+
+
 def test_load_unknown_metric():
     with pytest.raises(ValueError, match="unknown metric 'ek100'"):
         load("ek100")

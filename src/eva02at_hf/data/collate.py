@@ -1,5 +1,8 @@
 """Batching dataset rows into model inputs: decode each clip window, then run the processor.
 
+`VideoTextCollator` / `MultipleChoiceCollator` do it as a ``DataLoader`` ``collate_fn``; `ClipTransform` does it
+as a `datasets` transform (``ds.with_transform(ClipTransform(processor))``), on access.
+
 Rows are examples of the package's builders: ``video_paths``, ``chunk_starts``, ``start``, ``stop`` (see
 `eva02at_hf.data.video_layout`) plus a text column. Clips that cannot be decoded (missing, truncated or
 corrupt files) are skipped, counted and logged, never allowed to stop training. With a ``DataLoader`` using
@@ -165,6 +168,77 @@ class MultipleChoiceCollator(_ClipReader):
         batch["answer"] = torch.as_tensor([row["answer"] for row in kept])
         batch["types"] = torch.as_tensor([row["types"] for row in kept])
         return batch
+
+
+CLIP_COLUMNS = ("video_paths", "chunk_starts", "start", "stop")
+
+
+class ClipTransform:
+    """`datasets.Dataset.with_transform` / ``set_transform`` callable: decodes each row's clip window when the row
+    is read, as an ``Image`` feature decodes images, so clips are never stored in the Arrow cache.
+
+    Without a processor, every column comes back and ``frames`` is added: the row's clip as a
+    ``(num_frames, H, W, 3)`` uint8 array. With a processor, the batch is the model inputs (``pixel_values``
+    ``(B, T, 3, H, W)``; ``input_ids`` / ``attention_mask`` of ``text_column``) plus ``keep_columns``, ready for a
+    ``DataLoader`` or the ``Trainer``. Rows are those of the clip builders (columns ``video_paths``,
+    ``chunk_starts``, ``start``, ``stop``; EgoMCQ questions go through `MultipleChoiceCollator`).
+
+    A transform cannot drop rows, so a clip that cannot be decoded raises `VideoDecodeError` naming the file;
+    `VideoTextCollator` is the path that skips and counts such clips.
+
+    Args:
+        processor: an `EVA02ATProcessor`, or ``None`` for decoded frames only.
+        num_frames: frames sampled per clip window.
+        sampling: ``"uniform"`` (evaluation) or ``"segment_random"`` (training; a new draw at every access).
+        text_column: caption column tokenized with the processor; ``None`` for video-only inputs.
+        keep_columns: columns copied next to the model inputs (with a processor).
+        generator: RNG for ``segment_random`` sampling (torch's global RNG when ``None``).
+        processor_kwargs: forwarded to the processor (e.g. ``do_random_resized_crop=True``).
+    """
+
+    def __init__(
+        self,
+        processor: Any = None,
+        num_frames: int = 16,
+        sampling: str = "uniform",
+        text_column: str | None = None,
+        keep_columns: Sequence[str] = (),
+        generator: torch.Generator | None = None,
+        **processor_kwargs: Any,
+    ) -> None:
+        if num_frames < 1:
+            raise ValueError(f"`num_frames` must be >= 1, got {num_frames}")
+        if processor is None and (text_column or keep_columns or processor_kwargs):
+            raise ValueError("`text_column`, `keep_columns` and processor options need a `processor`")
+        self.processor = processor
+        self.num_frames = num_frames
+        self.sampling = sampling
+        self.text_column = text_column
+        self.keep_columns = tuple(keep_columns)
+        self.generator = generator
+        self.processor_kwargs = processor_kwargs
+
+    def __call__(self, batch: dict[str, list[Any]]) -> dict[str, Any]:
+        missing = [c for c in (*CLIP_COLUMNS, self.text_column, *self.keep_columns) if c and c not in batch]
+        if missing:
+            raise KeyError(
+                f"ClipTransform: the rows lack column(s) {missing}; found {sorted(batch)} (it reads the clip "
+                f"builders' rows: {', '.join(CLIP_COLUMNS)})"
+            )
+        frames = [
+            read_window(paths, chunk_starts, start, stop, self.num_frames, self.sampling, self.generator)
+            for paths, chunk_starts, start, stop in zip(*(batch[c] for c in CLIP_COLUMNS), strict=True)
+        ]
+        if self.processor is None:
+            return {**batch, "frames": frames}
+        inputs = self.processor(
+            videos=frames,
+            text=list(batch[self.text_column]) if self.text_column else None,
+            do_sample_frames=False,
+            return_tensors="pt",
+            **self.processor_kwargs,
+        )
+        return {**inputs, **{column: _stack(list(batch[column])) for column in self.keep_columns}}
 
 
 def _transpose(columns: dict[str, list]) -> list[dict[str, Any]]:

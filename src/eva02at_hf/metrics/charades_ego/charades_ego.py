@@ -2,9 +2,10 @@
 
 import datasets
 import evaluate
-import numpy as np
 
 from eva02at_hf.metrics import charades_ego_map
+from eva02at_hf.metrics._evaluate import DirectCompute
+from eva02at_hf.metrics._inputs import ArrayLike
 
 _DESCRIPTION = """\
 Mean average precision over the Charades-Ego action classes (157), in percent, with the action recognition task
@@ -16,8 +17,10 @@ video index first). Same numbers as `eva02at_hf.metrics.charades_ego_map`.
 
 _KWARGS_DESCRIPTION = """
 Args:
-    predictions (`list` of `list` of `float`): one row per video, the score of every class.
-    references (`list` of `list` of `int`): one row per video, 1 for each class present in the video, else 0.
+    predictions (2-D array-like of `float`): one row per video, the score of every class.
+    references (2-D array-like of `int`): one row per video, 1 for each class present in the video, else 0.
+    Arrays, torch tensors and nested lists are accepted. A single-process `compute` with all inputs passes them
+    straight to the function (no Arrow round trip); `add_batch` accumulates through evaluate's Arrow cache.
 Returns:
     `mAP` (`float`, percent; NaN when no class has a positive).
 Examples:
@@ -37,7 +40,7 @@ _CITATION = """\
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class CharadesEgo(evaluate.Metric):
+class CharadesEgo(DirectCompute, evaluate.Metric):
     def _info(self) -> evaluate.MetricInfo:
         return evaluate.MetricInfo(
             description=_DESCRIPTION,
@@ -54,7 +57,5 @@ class CharadesEgo(evaluate.Metric):
             reference_urls=["https://arxiv.org/abs/1804.09626"],
         )
 
-    def _compute(self, predictions: list[list[float]], references: list[list[int]]) -> dict[str, float]:
-        return charades_ego_map(
-            np.asarray(predictions, dtype=np.float64), np.asarray(references, dtype=np.int64)
-        )
+    def _compute(self, predictions: ArrayLike, references: ArrayLike) -> dict[str, float]:
+        return charades_ego_map(predictions, references)

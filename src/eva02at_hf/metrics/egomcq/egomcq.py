@@ -2,9 +2,10 @@
 
 import datasets
 import evaluate
-import numpy as np
 
 from eva02at_hf.metrics import egomcq_accuracy
+from eva02at_hf.metrics._evaluate import DirectCompute
+from eva02at_hf.metrics._inputs import ArrayLike
 
 _DESCRIPTION = """\
 Accuracy on EgoMCQ, the Ego4D multiple-choice benchmark introduced with EgoVLP: each question is a text query with
@@ -16,10 +17,12 @@ Same numbers as `eva02at_hf.metrics.egomcq_accuracy`.
 
 _KWARGS_DESCRIPTION = """
 Args:
-    predictions (`list` of `list` of `float`): one row per question, the score of each candidate clip.
-    references (`list` of `int`): index of the correct candidate of each question (`answer` in `egomcq.json`).
-    types (`list` of `int`): type of each question, 1 = inter-video, 2 = intra-video (`types` in `egomcq.json`).
+    predictions (2-D array-like of `float`): one row per question, the score of each candidate clip.
+    references (1-D array-like of `int`): index of the correct candidate of each question (`answer` in `egomcq.json`).
+    types (1-D array-like of `int`): type of each question, 1 = inter-video, 2 = intra-video (`types` in `egomcq.json`).
         An input like `predictions` and `references`, so it is accumulated by `add_batch` as well.
+    Arrays, torch tensors and nested lists are accepted. A single-process `compute` with all inputs passes them
+    straight to the function (no Arrow round trip); `add_batch` accumulates through evaluate's Arrow cache.
 Returns:
     `inter_video_accuracy`, `intra_video_accuracy` (`float`, percent; NaN for a type without questions).
 Examples:
@@ -49,7 +52,7 @@ _CITATION = """\
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class EgoMCQ(evaluate.Metric):
+class EgoMCQ(DirectCompute, evaluate.Metric):
     def _info(self) -> evaluate.MetricInfo:
         return evaluate.MetricInfo(
             description=_DESCRIPTION,
@@ -67,9 +70,5 @@ class EgoMCQ(evaluate.Metric):
             reference_urls=["https://arxiv.org/abs/2206.01670"],
         )
 
-    def _compute(
-        self, predictions: list[list[float]], references: list[int], types: list[int]
-    ) -> dict[str, float]:
-        return egomcq_accuracy(
-            np.asarray(predictions, dtype=np.float64), np.asarray(references), np.asarray(types)
-        )
+    def _compute(self, predictions: ArrayLike, references: ArrayLike, types: ArrayLike) -> dict[str, float]:
+        return egomcq_accuracy(predictions, references, types)

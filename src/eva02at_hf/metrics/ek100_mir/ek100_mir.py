@@ -2,9 +2,10 @@
 
 import datasets
 import evaluate
-import numpy as np
 
 from eva02at_hf.metrics import ek100_mir
+from eva02at_hf.metrics._evaluate import DirectCompute
+from eva02at_hf.metrics._inputs import ArrayLike
 
 _DESCRIPTION = """\
 Mean average precision (mAP) and normalised discounted cumulative gain (nDCG) of the EPIC-KITCHENS-100
@@ -18,11 +19,13 @@ AP or nDCG is 0/0 are left out of that mean. Same numbers as `eva02at_hf.metrics
 
 _KWARGS_DESCRIPTION = """
 Args:
-    predictions (`list` of `list` of `float`): one row per video, the similarity of that video to every text query
+    predictions (2-D array-like of `float`): one row per video, the similarity of that video to every text query
         (9668 rows of 3842 values on the EK-100 test split).
-    references (`list` of `list` of `float`): one row per video, the relevancy in [0, 1] of every text query to
+    references (2-D array-like of `float`): one row per video, the relevancy in [0, 1] of every text query to
         that video (the rows of the official `caption_relevancy_EPIC_100_retrieval_test.pkl`, which
         `eva02at_hf.metrics.load_relevancy_pickle` reads safely).
+    Arrays, torch tensors and nested lists are accepted. A single-process `compute` with all inputs passes them
+    straight to the function (no Arrow round trip); `add_batch` accumulates through evaluate's Arrow cache.
 Returns:
     `mAP_v2t`, `mAP_t2v`, `mAP_avg`, `nDCG_v2t`, `nDCG_t2v`, `nDCG_avg` (`float`, percent).
 Examples:
@@ -45,7 +48,7 @@ _CITATION = """\
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class EK100MIR(evaluate.Metric):
+class EK100MIR(DirectCompute, evaluate.Metric):
     def _info(self) -> evaluate.MetricInfo:
         return evaluate.MetricInfo(
             description=_DESCRIPTION,
@@ -62,5 +65,5 @@ class EK100MIR(evaluate.Metric):
             reference_urls=["https://arxiv.org/abs/2006.13256"],
         )
 
-    def _compute(self, predictions: list[list[float]], references: list[list[float]]) -> dict[str, float]:
-        return ek100_mir(np.asarray(predictions, dtype=np.float64), np.asarray(references, dtype=np.float64))
+    def _compute(self, predictions: ArrayLike, references: ArrayLike) -> dict[str, float]:
+        return ek100_mir(predictions, references)
