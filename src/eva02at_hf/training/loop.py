@@ -10,7 +10,15 @@ Exact resumption: ``--resume_from_checkpoint <dir>|latest`` restores model, opti
 (`accelerator.load_state`) and the step counter; the epoch-seeded sampler and per-example seeds
 (`eva02at_hf.training.data`) replay the epoch's permutation, and `accelerate.skip_first_batches` skips the
 batches already consumed. Each checkpoint records the settings that define the schedule (`RESUME_FIELDS`, the
-world size and the updates per epoch); resuming with other values is refused.
+world size and the updates per epoch); resuming with other values is refused, and so is a checkpoint whose step
+disagrees with its scheduler state (an edited ``trainer_state.json``) or whose files are missing or unreadable
+(the error names the file).
+
+Nothing the run wrote is lost (``docs/reliability.md``): an update whose loss or gradient is not finite is not
+applied, and the run stops at the first one, naming the step (or after ``max_nonfinite_steps`` skipped updates);
+weights holding NaN / inf are never saved, so the newest checkpoint is always a finite one and rotation
+(``save_total_limit``) never removes the last finite checkpoint. Every checkpoint and exported folder (``last``,
+``best``) is written to a temporary sibling and renamed into place; ``latest`` skips folders that are incomplete.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -31,6 +40,15 @@ from accelerate.utils import ProjectConfiguration, is_tensorboard_available, set
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from ..reliability import (
+    INCOMPLETE_SUFFIX,
+    NonFiniteError,
+    atomic_folder,
+    atomic_write_json,
+    commit_folder,
+    count_nonfinite,
+    incomplete_sibling,
+)
 from .data import EpochShuffleSampler
 from .objectives import RetrievalObjective
 from .schedules import SCHEDULES, build_scheduler
@@ -39,6 +57,8 @@ logger = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
 STATE_FILE = "trainer_state.json"
+# Files every `save_state` checkpoint holds (accelerate's names, one model / optimizer / scheduler).
+CHECKPOINT_FILES = ("model.safetensors", "optimizer.bin", "scheduler.bin", "random_states_0.pkl")
 OPTIMIZERS = ("adamw", "lamb")
 # Settings the restored optimizer, scheduler and sampler states depend on: a resumed run must keep them.
 RESUME_FIELDS = (
@@ -76,6 +96,13 @@ class TrainingConfig:
     optimizer: str = field(default="adamw", metadata={"help": f"One of {OPTIMIZERS} (LAMB from timm)."})
     weight_decay: float = field(default=0.01, metadata={"help": "Decoupled weight decay."})
     max_grad_norm: float | None = field(default=None, metadata={"help": "Clip gradients to this norm."})
+    max_nonfinite_steps: int = field(
+        default=0,
+        metadata={
+            "help": "Updates with a NaN / inf loss or gradient to skip (not apply) before the run stops; 0 stops at "
+            "the first, naming its step."
+        },
+    )
     mixed_precision: str = field(default="no", metadata={"help": "'no', 'fp16' or 'bf16'."})
     gradient_checkpointing: bool = field(
         default=False, metadata={"help": "Recompute activations in backward."}
@@ -117,6 +144,7 @@ class TrainingConfig:
             (self.num_epochs >= 1, "--num_epochs must be >= 1"),
             (not self.push_to_hub or self.hub_model_id, "--push_to_hub needs --hub_model_id"),
             (self.save_total_limit is None or self.save_total_limit >= 1, "--save_total_limit must be >= 1"),
+            (self.max_nonfinite_steps >= 0, "--max_nonfinite_steps must be >= 0"),
         ]
         for ok, message in checks:
             if not ok:
@@ -140,9 +168,11 @@ def recipe_default(name: str, default: Any) -> Any:
 @dataclass
 class TrainerState:
     """Progress saved next to every `save_state` checkpoint (``trainer_state.json``), with the run's
-    schedule-defining settings (``schedule``: `RESUME_FIELDS`, ``world_size``, ``updates_per_epoch``)."""
+    schedule-defining settings (``schedule``: `RESUME_FIELDS`, ``world_size``, ``updates_per_epoch``) and the number
+    of updates skipped for a non-finite loss or gradient (``num_nonfinite_steps``)."""
 
     global_step: int = 0
+    num_nonfinite_steps: int = 0
     best_metric: float | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     schedule: dict[str, Any] = field(default_factory=dict)
@@ -193,10 +223,47 @@ def checkpoint_steps(output_dir: str) -> list[int]:
     return sorted(int(m.group(1)) for n in os.listdir(root) if (m := re.fullmatch(r"step_(\d+)", n)))
 
 
+def checkpoint_problem(path: str) -> str | None:
+    """Why ``path`` is not a complete `save_state` checkpoint (a missing or empty file, an unreadable
+    ``trainer_state.json``), or None when it is one. Only sizes and the small JSON file are read."""
+    for name in (*CHECKPOINT_FILES, STATE_FILE):
+        file = os.path.join(path, name)
+        if not os.path.isfile(file):
+            return f"{file} is missing"
+        if os.path.getsize(file) == 0:
+            return f"{file} is empty"
+    try:
+        with open(os.path.join(path, STATE_FILE), encoding="utf-8") as handle:
+            TrainerState(**json.load(handle))
+    except (ValueError, TypeError) as error:
+        return f"{os.path.join(path, STATE_FILE)} is not a trainer state ({type(error).__name__}: {error})"
+    return None
+
+
+def _readable(file: str) -> bool:
+    """Whether a checkpoint's model (safetensors) or optimizer / scheduler (torch) file can be read in full."""
+    from accelerate.utils import load as accelerate_load
+    from safetensors.torch import load_file
+
+    try:
+        load_file(file) if file.endswith(".safetensors") else accelerate_load(file, map_location="cpu")
+    except Exception:
+        return False
+    return True
+
+
 def latest_checkpoint(output_dir: str) -> str | None:
-    """The ``step_<N>`` folder with the largest N under ``<output_dir>/checkpoints``, or None."""
-    steps = checkpoint_steps(output_dir)
-    return os.path.join(output_dir, CHECKPOINT_DIR, f"step_{steps[-1]}") if steps else None
+    """The complete ``step_<N>`` folder with the largest N under ``<output_dir>/checkpoints``, or None.
+
+    Incomplete folders (a file missing or empty, e.g. a save interrupted by a full disk in an older version) are
+    skipped with a warning naming what is wrong."""
+    for step in reversed(checkpoint_steps(output_dir)):
+        path = os.path.join(output_dir, CHECKPOINT_DIR, f"step_{step}")
+        problem = checkpoint_problem(path)
+        if problem is None:
+            return path
+        logger.warning("skipping the incomplete checkpoint %s: %s", path, problem)
+    return None
 
 
 class Trainer:
@@ -265,6 +332,9 @@ class Trainer:
         schedule = {name: getattr(config, name) for name in RESUME_FIELDS}
         schedule.update(world_size=self.accelerator.num_processes, updates_per_epoch=self.updates_per_epoch)
         self.state = TrainerState(schedule=schedule)
+        self._update_nonfinite = (
+            False  # a micro-batch of the current update had a non-finite loss or gradient
+        )
 
     def _print(self, message: str) -> None:
         """A console line from the main process that leaves the tqdm bar intact."""
@@ -273,32 +343,97 @@ class Trainer:
 
     # checkpoints -----------------------------------------------------------------------------------------
 
+    def check_weights_finite(self, what: str) -> None:
+        """Raise `NonFiniteError` (on every process) if a weight holds NaN / inf, before ``what`` is saved."""
+        local = sum(count_nonfinite(p.detach()) for p in self.model.parameters())
+        total = self.accelerator.reduce(torch.tensor(float(local), device=self.accelerator.device), "sum")
+        if total.item():
+            raise NonFiniteError(
+                f"training stopped at step {self.state.global_step}: the weights hold {int(total.item())} NaN / inf "
+                f"value(s), so {what} was not saved; the last finite checkpoint is "
+                f"{latest_checkpoint(self.config.output_dir) or '(none)'}. Lower --learning_rate (or set "
+                "--max_grad_norm) and resume from it"
+            )
+
     def save_state(self) -> str:
-        """`accelerator.save_state` + ``trainer_state.json`` to ``<output_dir>/checkpoints/step_<N>``."""
+        """`accelerator.save_state` + ``trainer_state.json`` to ``<output_dir>/checkpoints/step_<N>``, written to a
+        temporary sibling and renamed into place; then rotate older checkpoints (``save_total_limit``).
+
+        Raises `NonFiniteError` (saving nothing) if the weights hold NaN / inf."""
         path = os.path.join(self.config.output_dir, CHECKPOINT_DIR, f"step_{self.state.global_step}")
-        self.accelerator.save_state(path)
+        self.check_weights_finite(path)
+        tmp = incomplete_sibling(path)
         if self.accelerator.is_main_process:
-            with open(os.path.join(path, STATE_FILE), "w") as handle:
-                json.dump(asdict(self.state), handle, indent=1)
+            for stale in Path(path).parent.glob(f".step_*{INCOMPLETE_SUFFIX}"):  # left by an interrupted save
+                shutil.rmtree(stale)
+        self.accelerator.wait_for_everyone()
+        try:
+            self.accelerator.save_state(str(tmp))
+            self.accelerator.wait_for_everyone()
+            if self.accelerator.is_main_process:
+                atomic_write_json(tmp / STATE_FILE, asdict(self.state), indent=1)
+                commit_folder(tmp, path)
+        except BaseException:
+            if self.accelerator.is_main_process:  # e.g. a full disk: the older checkpoints stay as they were
+                shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        if self.accelerator.is_main_process:
             limit = self.config.save_total_limit
             for step in checkpoint_steps(self.config.output_dir)[:-limit] if limit else []:
                 shutil.rmtree(os.path.join(self.config.output_dir, CHECKPOINT_DIR, f"step_{step}"))
         self.accelerator.wait_for_everyone()
         return path
 
-    def load_state(self, path: str) -> None:
-        """Restore a `save_state` checkpoint (or ``"latest"``); refuse one saved with another schedule."""
+    def _read_checkpoint(self, path: str) -> tuple[str, TrainerState]:
+        """Resolve ``"latest"`` and read the checkpoint's `TrainerState`; errors name the missing / bad file."""
+        flag = "--resume_from_checkpoint"
         if path == "latest":
             found = latest_checkpoint(self.config.output_dir)
             if found is None:
-                raise FileNotFoundError(
-                    f"--resume_from_checkpoint latest: no checkpoint in {self.config.output_dir}"
-                )
+                raise FileNotFoundError(f"{flag} latest: no complete checkpoint in {self.config.output_dir}")
             path = found
         if not os.path.isfile(os.path.join(path, STATE_FILE)):
-            raise FileNotFoundError(f"--resume_from_checkpoint {path}: not a checkpoint (no {STATE_FILE})")
-        with open(os.path.join(path, STATE_FILE)) as handle:
-            saved = TrainerState(**json.load(handle))
+            raise FileNotFoundError(f"{flag} {path}: not a checkpoint (no {STATE_FILE})")
+        problem = checkpoint_problem(path)
+        if problem is not None:
+            raise (FileNotFoundError if problem.endswith("missing") else ValueError)(
+                f"{flag} {path}: the checkpoint is incomplete: {problem}"
+            )
+        with open(os.path.join(path, STATE_FILE), encoding="utf-8") as handle:
+            return path, TrainerState(**json.load(handle))
+
+    def _check_restored_step(self, path: str, saved: TrainerState) -> None:
+        """Refuse a checkpoint whose ``global_step`` disagrees with the scheduler (and optimizer) state it holds."""
+        scheduler_steps = self.scheduler.scheduler.last_epoch
+        optimizer_steps = max(
+            (int(s["step"]) for s in self.optimizer.optimizer.state.values() if "step" in s), default=None
+        )
+        if self.config.mixed_precision == "fp16":  # the loss scaler skips overflowing updates uncounted
+            optimizer_steps = None
+        applied = saved.global_step - saved.num_nonfinite_steps
+        if scheduler_steps != saved.global_step or optimizer_steps not in (None, applied):
+            raise ValueError(
+                f"--resume_from_checkpoint {path}: {STATE_FILE} says step {saved.global_step} but the scheduler "
+                f"state has taken {scheduler_steps} steps (optimizer: {optimizer_steps}); the file was edited or "
+                "belongs to another checkpoint"
+            )
+
+    def _load_accelerator_state(self, path: str) -> None:
+        """`accelerator.load_state`, naming the file that could not be read when it fails."""
+        try:
+            self.accelerator.load_state(path)
+        except Exception as error:
+            culprit = next((n for n in CHECKPOINT_FILES[:3] if not _readable(os.path.join(path, n))), None)
+            where = os.path.join(path, culprit) if culprit else path
+            raise ValueError(
+                f"--resume_from_checkpoint {path}: cannot restore {where} ({type(error).__name__}: {error}); it is "
+                "truncated or corrupt: resume from an earlier checkpoint"
+            ) from error
+
+    def load_state(self, path: str) -> None:
+        """Restore a `save_state` checkpoint (or ``"latest"``: the newest complete one); refuse one saved with another
+        schedule, an incomplete or unreadable one, and one whose step disagrees with its scheduler state."""
+        path, saved = self._read_checkpoint(path)
         schedule = self.state.schedule
         changed = [
             f"{name} {saved.schedule[name]!r} -> {value!r}"
@@ -311,19 +446,24 @@ class Trainer:
                 f"to other settings ({'; '.join(changed)}); resume with the saved values or train into a new "
                 "--output_dir"
             )
-        self.accelerator.load_state(path)
+        self._load_accelerator_state(path)
+        self._check_restored_step(path, saved)
         self.state = saved
         self.state.schedule = schedule
         self._print(f"resumed from {path} at step {self.state.global_step}")
 
     def save_pretrained(self, name: str) -> str:
-        """Model + processor to ``<output_dir>/<name>``, loadable with AutoModel / AutoProcessor."""
+        """Model + processor to ``<output_dir>/<name>``, loadable with AutoModel / AutoProcessor; written to a
+        temporary sibling and renamed over the previous folder only once complete. Refuses non-finite weights."""
         path = os.path.join(self.config.output_dir, name)
+        self.check_weights_finite(path)
         self.accelerator.wait_for_everyone()
+        state_dict = self.accelerator.get_state_dict(self.model)
         if self.accelerator.is_main_process:
             model = self.accelerator.unwrap_model(self.model)
-            model.save_pretrained(path, state_dict=self.accelerator.get_state_dict(self.model))
-            self.processor.save_pretrained(path)
+            with atomic_folder(path) as tmp:
+                model.save_pretrained(tmp, state_dict=state_dict)
+                self.processor.save_pretrained(tmp)
         self.accelerator.wait_for_everyone()
         return path
 
@@ -345,8 +485,17 @@ class Trainer:
         self.model.train()
         return metrics
 
+    def _all_finite(self, value: torch.Tensor) -> bool:
+        """Whether ``value`` is finite on every process (the processes agree, so all skip or all apply)."""
+        bad = torch.tensor(float(count_nonfinite(value)), device=self.accelerator.device)
+        return not self.accelerator.reduce(bad, "sum").item()
+
     def train_step(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """One forward/backward under `accelerator.accumulate`; returns the (unscaled) loss."""
+        """One forward/backward under `accelerate.accumulate`; returns the (unscaled) loss.
+
+        A non-finite loss is not back-propagated, and an update with a non-finite loss or gradient (norm) is not
+        applied: its gradients are dropped and ``_update_nonfinite`` is set for `train` to count or stop. (fp16
+        gradient overflow is left to the loss scaler, which skips those updates itself.)"""
         with self.accelerator.accumulate(self.model):
             outputs = self.model(
                 input_ids=batch["input_ids"],
@@ -354,12 +503,44 @@ class Trainer:
                 attention_mask=batch["attention_mask"],
             )
             loss = self.objective(outputs.video_embeds, outputs.text_embeds, batch)
-            self.accelerator.backward(loss)
-            if self.accelerator.sync_gradients and self.config.max_grad_norm:
-                self.accelerator.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
-            self.optimizer.step()
+            if self._all_finite(loss):
+                self.accelerator.backward(loss)
+            else:
+                self._update_nonfinite = True
+            if self.accelerator.sync_gradients and not self._update_nonfinite:
+                check_gradients = self.config.mixed_precision != "fp16"
+                if self.config.max_grad_norm or check_gradients:
+                    norm = self.accelerator.clip_grad_norm_(
+                        self.model.parameters(), self.config.max_grad_norm or float("inf")
+                    )
+                    self._update_nonfinite = check_gradients and not self._all_finite(torch.as_tensor(norm))
+            if not (self.accelerator.sync_gradients and self._update_nonfinite):
+                self.optimizer.step()
             self.optimizer.zero_grad()
         return loss.detach() / self.accelerator.num_processes
+
+    def _skip_nonfinite_update(self, loss: float) -> None:
+        """Count an update that was not applied; raise `NonFiniteError` naming its step past the allowed number."""
+        self._update_nonfinite = False
+        self.state.num_nonfinite_steps += 1
+        step, limit = self.state.global_step + 1, self.config.max_nonfinite_steps
+        what = "loss" if loss != loss or abs(loss) == float("inf") else "gradient"
+        if self.state.num_nonfinite_steps > limit:
+            raise NonFiniteError(
+                f"training stopped at step {step}: the {what} is not finite (loss {loss}); "
+                f"{self.state.num_nonfinite_steps} update(s) with a non-finite loss or gradient, more than "
+                f"--max_nonfinite_steps {limit}. The last finite checkpoint is "
+                f"{latest_checkpoint(self.config.output_dir) or '(none)'}: lower --learning_rate (or set "
+                "--max_grad_norm), check the data, and resume from it"
+            )
+        logger.warning(
+            "step %d: non-finite %s (loss %s); update skipped (%d of --max_nonfinite_steps %d)",
+            step,
+            what,
+            loss,
+            self.state.num_nonfinite_steps,
+            limit,
+        )
 
     def train(self, results: dict[str, Any] | None = None) -> dict[str, Any]:
         """Run (or resume) training; returns ``results`` (e.g. the script's arguments) plus ``{"world_size",
@@ -391,6 +572,8 @@ class Trainer:
                 loss = self.train_step(batch)
                 if not accelerator.sync_gradients:
                     continue
+                if self._update_nonfinite:
+                    self._skip_nonfinite_update(loss.item())
                 self.scheduler.step()
                 self.state.global_step += 1
                 progress.update(1)
@@ -475,8 +658,7 @@ def print_summary(accelerator: Accelerator, config: TrainingConfig, results: dic
 def save_results(accelerator: Accelerator, output_dir: str, results: dict[str, Any]) -> None:
     """Write `results` to `<output_dir>/results.json` from the main process only."""
     if accelerator.is_main_process:
-        with open(os.path.join(output_dir, "results.json"), "w") as handle:
-            json.dump(results, handle, indent=2)
+        atomic_write_json(os.path.join(output_dir, "results.json"), results)
 
 
 def build_accelerator(config: TrainingConfig) -> Accelerator:

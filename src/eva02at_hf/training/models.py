@@ -7,6 +7,7 @@ import os
 from ..configuration_eva02at import EVA02ATConfig
 from ..modeling_eva02at import EVA02ATForVideoTextRetrieval
 from ..processing_eva02at import EVA02ATProcessor
+from ..reliability import load_pretrained_checked
 
 
 def processor_for(config: EVA02ATConfig) -> EVA02ATProcessor:
@@ -27,6 +28,8 @@ def load_model_and_processor(
 
     ``num_frames`` resamples the learnable temporal embedding of a loaded model (or sizes a new one) and becomes
     the processor's default frame count. A folder without processor files gets `processor_for` its config.
+    A folder's weights are loaded with the loading report and refused (`CheckpointLoadError`) when keys are missing
+    or unexpected, weights are not floating point or not finite (`load_pretrained_checked`).
     ``config_overrides`` (e.g. ``vision_config={"temporal_position_encoding": "rope"}``) apply to presets only.
     """
     if model is None:
@@ -39,7 +42,9 @@ def load_model_and_processor(
         raise FileNotFoundError(f"--model {model!r} is not a folder (save_pretrained or conversion output)")
     if config_overrides:
         raise ValueError(f"config overrides {sorted(config_overrides)} only apply to --preset models")
-    network = EVA02ATForVideoTextRetrieval.from_pretrained(model, num_frames=num_frames)
+    network = load_pretrained_checked(EVA02ATForVideoTextRetrieval, model)
+    if num_frames is not None:
+        network.resize_position_embeddings(num_frames=num_frames)
     has_processor = any(
         os.path.isfile(os.path.join(model, name))
         for name in ("processor_config.json", "preprocessor_config.json")

@@ -1,0 +1,386 @@
+"""The fault campaign as a table: bad inputs, faults and interruptions a hostile user would try.
+
+Each `Fault` row sets up a situation in a temporary folder, runs one action (a library call or ``eva02at ...``
+in-process), and states what must happen: the exception type or the exit code, the file / argument / step the
+message must name, and the files the user had that must come out byte-identical. Counts per category are
+reported in ``docs/reliability.md``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from eva02at_hf.data import synthetic
+from eva02at_hf.reliability import NonFiniteError
+from eva02at_hf.training import (
+    EK100Split,
+    Trainer,
+    TrainingConfig,
+    build_ek100_trainer,
+    build_loss,
+    load_model_and_processor,
+)
+from eva02at_hf.training.loop import checkpoint_steps, latest_checkpoint
+
+# ------------------------------------------------------------------------------------------------- the table
+
+
+@dataclass
+class Fault:
+    """One row of the campaign.
+
+    ``action(ctx)`` runs the fault and returns an exit code (CLI rows) or anything (library rows). ``raises`` is the
+    exception type a library row must raise (None: it must succeed); ``exit_code`` the code a CLI row must return.
+    ``names`` are format strings (over ``ctx``) that must appear in the error message (or stderr); ``kept`` are
+    paths (format strings) whose bytes must be unchanged by the action; ``check(ctx)`` asserts anything else.
+    """
+
+    id: str
+    category: str  # "lost work", "silently wrong", "unclear error", "already held"
+    setup: Callable[[Path, dict], dict]
+    action: Callable[[dict], Any]
+    raises: type[BaseException] | None = None
+    exit_code: int | None = None
+    names: tuple[str, ...] = ()
+    kept: tuple[str, ...] = ()
+    check: Callable[[dict], None] | None = None
+    marks: tuple = field(default_factory=tuple)
+
+
+def _digest(path: Path) -> dict[str, str]:
+    """``relative path -> blake2b`` of a file or of every file below a folder."""
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    return {str(p.relative_to(path.parent)): hashlib.blake2b(p.read_bytes()).hexdigest() for p in files}
+
+
+# --------------------------------------------------------------------------------------------- shared fixtures
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory) -> dict:
+    """A synthetic EK-100 set and a finished 4-update run (checkpoints after updates 2 and 4, and ``last/``)."""
+    root = tmp_path_factory.mktemp("faults")
+    synthetic.generate(root / "data", num_clips=16, seed=3, test_fraction=0.25)
+    cache = root / "cache"
+    train = EK100Split(root / "data", root / "data" / "videos", "train", cache, datasets_cache_dir=str(cache))
+    run = root / "run"
+    _trainer(train, run, max_steps=4, checkpointing_steps=2).train()
+    assert checkpoint_steps(str(run)) == [2, 4]
+    return {"root": root, "train": train, "run": run}
+
+
+def _trainer(
+    train: EK100Split, output_dir: Path, objective_fault: Callable | None = None, **overrides
+) -> Trainer:
+    torch.manual_seed(0)
+    model, processor = load_model_and_processor(None, num_frames=2)
+    settings = {
+        "num_epochs": 4,
+        "batch_size": 4,
+        "learning_rate": 1e-3,
+        "warmup_epochs": 0.0,
+        "num_workers": 0,
+        "report_to": "none",
+        "save_total_limit": 2,
+    }
+    config = TrainingConfig(output_dir=str(output_dir), **{**settings, **overrides})
+    trainer = build_ek100_trainer(config, model, processor, train, build_loss("sms"), num_frames=2)
+    if objective_fault is not None:
+        trainer.objective = objective_fault(trainer.objective)
+    return trainer
+
+
+def _nan_from_update(first: int, count: int = 10**9) -> Callable:
+    """Wrap an objective so that updates ``first`` .. ``first + count - 1`` (1-based) get a NaN loss."""
+
+    def wrap(objective: Callable) -> Callable:
+        calls = []
+
+        def faulty(videos, texts, batch):
+            calls.append(1)
+            loss = objective(videos, texts, batch)
+            return loss * float("nan") if first <= len(calls) < first + count else loss
+
+        return faulty
+
+    return wrap
+
+
+def _copy_run(tmp: Path, shared: dict) -> dict:
+    run = tmp / "run"
+    shutil.copytree(shared["run"], run)
+    return {"run": run, "step_2": run / "checkpoints" / "step_2", "step_4": run / "checkpoints" / "step_4"}
+
+
+def _finite_weights(folder: Path, name: str = "model.safetensors") -> bool:
+    return all(torch.isfinite(t).all() for t in load_file(folder / name).values())
+
+
+# ----------------------------------------------------------------------------------------------- training rows
+
+
+def _train_nan_at_update_3(ctx: dict) -> None:
+    ctx["trainer"] = _trainer(
+        ctx["train"], ctx["out"], _nan_from_update(3), max_steps=6, checkpointing_steps=1, save_total_limit=1
+    )
+    ctx["trainer"].train()
+
+
+def _after_nan_stop(ctx: dict) -> None:
+    # Stopped at once: the finite checkpoint of update 2 (the first epoch's end) is kept, not rotated away, and
+    # nothing later was written.
+    assert checkpoint_steps(str(ctx["out"])) == [2]
+    assert _finite_weights(ctx["out"] / "checkpoints" / "step_2") and _finite_weights(ctx["out"] / "last")
+    assert not (ctx["out"] / "results.json").exists()
+
+
+def _train_skipping(ctx: dict) -> None:
+    ctx["trainer"] = _trainer(
+        ctx["train"], ctx["out"], _nan_from_update(2, count=2), max_steps=4, max_nonfinite_steps=2
+    )
+    ctx["results"] = ctx["trainer"].train()
+
+
+def _after_skipping(ctx: dict) -> None:
+    assert ctx["trainer"].state.global_step == 4 and ctx["trainer"].state.num_nonfinite_steps == 2
+    assert _finite_weights(ctx["out"] / "last")
+    saved = json.loads(Path(latest_checkpoint(str(ctx["out"])), "trainer_state.json").read_text())
+    assert saved["num_nonfinite_steps"] == 2 and saved["global_step"] == 4
+
+
+def _train_huge_lr(ctx: dict) -> None:
+    _trainer(ctx["train"], ctx["out"], learning_rate=1e6, max_steps=8, checkpointing_steps=1).train()
+
+
+def _after_huge_lr(ctx: dict) -> None:
+    for step in checkpoint_steps(str(ctx["out"])):
+        assert _finite_weights(ctx["out"] / "checkpoints" / f"step_{step}")
+    if (ctx["out"] / "last").exists():
+        assert _finite_weights(ctx["out"] / "last")
+
+
+def _setup_training(tmp: Path, shared: dict) -> dict:
+    return {"train": shared["train"], "out": tmp / "out"}
+
+
+def _resume(ctx: dict, checkpoint: str = "latest") -> None:
+    """``load_state`` of the run's checkpoint, with one trainer shared by the rows (a refused load leaves it usable)."""
+    if "resumer" not in ctx["shared"]:
+        ctx["shared"]["resumer"] = _trainer(ctx["train"], ctx["run"], max_steps=8)
+    trainer = ctx["shared"]["resumer"]
+    trainer.config.output_dir = str(ctx["run"])
+    trainer.load_state(checkpoint if checkpoint == "latest" else str(ctx[checkpoint]))
+
+
+def _corrupt(name: str, how: str) -> Callable[[Path, dict], dict]:
+    """Setup: a copy of the shared run whose newest checkpoint's ``name`` is truncated / removed / emptied."""
+
+    def setup(tmp: Path, shared: dict) -> dict:
+        ctx = {**_copy_run(tmp, shared), "train": shared["train"], "shared": shared}
+        file = ctx["step_4"] / name
+        if how == "truncate":
+            file.write_bytes(file.read_bytes()[: file.stat().st_size // 2])
+        elif how == "remove":
+            file.unlink()
+        elif how == "empty":
+            file.write_bytes(b"")
+        elif how == "edit_step":
+            state = json.loads(file.read_text())
+            file.write_text(json.dumps({**state, "global_step": 3}))
+        ctx["file"] = file
+        return ctx
+
+    return setup
+
+
+def _latest_skips_incomplete(ctx: dict) -> None:
+    ctx["found"] = latest_checkpoint(str(ctx["run"]))
+    assert ctx["found"] == str(ctx["step_2"])
+    _resume(ctx)
+
+
+def _disk_full_during(target: str) -> Callable[[dict], None]:
+    """Action: resume the shared run for one more checkpoint / export, with the disk 'full' halfway through."""
+
+    def action(ctx: dict) -> None:
+        trainer = _trainer(ctx["train"], ctx["run"], max_steps=8)
+        trainer.load_state(str(ctx["step_4"]))
+        if target == "checkpoint":
+            original = trainer.accelerator.save_state
+
+            def save_state(path: str) -> None:
+                original(path)
+                Path(path, "optimizer.bin").write_bytes(b"partial")
+                raise OSError(28, "No space left on device")
+
+            trainer.accelerator.save_state = save_state
+            trainer.state.global_step = 6
+            trainer.save_state()
+        else:
+            processor_save = trainer.processor.save_pretrained
+
+            def save_pretrained(folder, **kwargs):
+                processor_save(folder, **kwargs)
+                tokenizer = Path(folder) / "tokenizer.json"
+                tokenizer.write_bytes(tokenizer.read_bytes()[:100])
+                raise OSError(28, "No space left on device")
+
+            trainer.processor.save_pretrained = save_pretrained
+            trainer.save_pretrained("last")
+
+    return action
+
+
+def _after_disk_full(ctx: dict) -> None:
+    assert checkpoint_steps(str(ctx["run"])) == [2, 4]
+    assert latest_checkpoint(str(ctx["run"])) == str(ctx["step_4"])
+    assert json.loads((ctx["run"] / "last" / "tokenizer.json").read_text())  # still the complete file
+
+
+TRAINING: list[Fault] = [
+    Fault(
+        "nan-loss-stops-at-once-keeping-the-finite-checkpoint",
+        "lost work",
+        _setup_training,
+        _train_nan_at_update_3,
+        raises=NonFiniteError,
+        names=("step 3", "max_nonfinite_steps", "step_2"),
+        check=_after_nan_stop,
+    ),
+    Fault(
+        "nan-loss-skipped-up-to-max-nonfinite-steps",
+        "lost work",
+        _setup_training,
+        _train_skipping,
+        check=_after_skipping,
+    ),
+    Fault(
+        "learning-rate-1e6-never-saves-nan-weights",
+        "lost work",
+        _setup_training,
+        _train_huge_lr,
+        raises=NonFiniteError,
+        names=("training stopped at step",),
+        check=_after_huge_lr,
+    ),
+    Fault(
+        "disk-full-while-saving-a-checkpoint",
+        "lost work",
+        lambda tmp, shared: {**_copy_run(tmp, shared), "train": shared["train"]},
+        _disk_full_during("checkpoint"),
+        raises=OSError,
+        names=("No space left",),
+        kept=("{run}/checkpoints", "{run}/last"),
+        check=_after_disk_full,
+    ),
+    Fault(
+        "disk-full-while-exporting-last",
+        "lost work",
+        lambda tmp, shared: {**_copy_run(tmp, shared), "train": shared["train"]},
+        _disk_full_during("last"),
+        raises=OSError,
+        names=("No space left",),
+        kept=("{run}/checkpoints", "{run}/last"),
+        check=_after_disk_full,
+    ),
+    Fault(
+        "latest-skips-a-half-written-checkpoint",
+        "lost work",
+        _corrupt("optimizer.bin", "remove"),
+        _latest_skips_incomplete,
+        kept=("{run}/checkpoints",),
+    ),
+    Fault(
+        "resume-truncated-model",
+        "unclear error",
+        _corrupt("model.safetensors", "truncate"),
+        lambda ctx: _resume(ctx, "step_4"),
+        raises=ValueError,
+        names=("{step_4}/model.safetensors",),
+        kept=("{run}",),
+    ),
+    Fault(
+        "resume-missing-model-names-model-safetensors",
+        "unclear error",
+        _corrupt("model.safetensors", "remove"),
+        lambda ctx: _resume(ctx, "step_4"),
+        raises=FileNotFoundError,
+        names=("{step_4}/model.safetensors",),
+        kept=("{run}",),
+    ),
+    Fault(
+        "resume-truncated-optimizer",
+        "unclear error",
+        _corrupt("optimizer.bin", "truncate"),
+        lambda ctx: _resume(ctx, "step_4"),
+        raises=ValueError,
+        names=("{step_4}/optimizer.bin",),
+        kept=("{run}",),
+    ),
+    Fault(
+        "resume-missing-scheduler",
+        "unclear error",
+        _corrupt("scheduler.bin", "remove"),
+        lambda ctx: _resume(ctx, "step_4"),
+        raises=FileNotFoundError,
+        names=("{step_4}/scheduler.bin",),
+        kept=("{run}",),
+    ),
+    Fault(
+        "resume-empty-trainer-state",
+        "unclear error",
+        _corrupt("trainer_state.json", "empty"),
+        lambda ctx: _resume(ctx, "step_4"),
+        raises=ValueError,
+        names=("{step_4}/trainer_state.json",),
+        kept=("{run}",),
+    ),
+    Fault(
+        "resume-edited-trainer-state-step",
+        "silently wrong",
+        _corrupt("trainer_state.json", "edit_step"),
+        lambda ctx: _resume(ctx, "step_4"),
+        raises=ValueError,
+        names=("{step_4}", "step 3", "scheduler"),
+        kept=("{run}",),
+    ),
+]
+
+FAULTS: list[Fault] = [*TRAINING]
+
+
+@pytest.mark.parametrize("fault", FAULTS, ids=[f.id for f in FAULTS])
+def test_fault(fault: Fault, shared: dict, tmp_path: Path, capsys) -> None:
+    ctx = fault.setup(tmp_path, shared)
+    kept = {pattern: _digest(Path(pattern.format(**ctx))) for pattern in fault.kept}
+    message = ""
+    if fault.raises is not None:
+        with pytest.raises(fault.raises) as error:
+            fault.action(ctx)
+        message = str(error.value)
+    else:
+        result = fault.action(ctx)
+        if fault.exit_code is not None:
+            assert result == fault.exit_code
+            message = capsys.readouterr().err
+    for name in fault.names:
+        assert name.format(**ctx) in message, f"{name.format(**ctx)!r} not in {message!r}"
+    for pattern, digest in kept.items():
+        assert _digest(Path(pattern.format(**ctx))) == digest, f"{pattern.format(**ctx)} changed"
+    if fault.check is not None:
+        fault.check(ctx)
+
+
+def test_every_category_is_covered() -> None:
+    assert {f.category for f in FAULTS} <= {"lost work", "silently wrong", "unclear error", "already held"}
+    assert len({f.id for f in FAULTS}) == len(FAULTS)
