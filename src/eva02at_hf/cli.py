@@ -3,6 +3,7 @@
     eva02at convert  --checkpoint eva02_clip.safetensors --output_dir eva02at-b
     eva02at extract  --model eva02at-b --videos clips/ --texts captions.txt --output_dir features/
     eva02at search   --features features/ --query "open the fridge" --top_k 5 --show top.png
+    eva02at demo     --features features/
     eva02at eval     ek100_mir --model eva02at-b --data_dir annotations/ --video_root videos/
     eva02at publish  --model_dir eva02at-b --repo_id me/eva02at-b --results model_cards/eva02at-b.json
 
@@ -319,6 +320,26 @@ def _show(report: list[dict[str, Any]], path: str, num_frames: int) -> None:
     print(f"contact sheet written to {path}")
 
 
+# ------------------------------------------------------------------------------------------------------ demo
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # nothing leaves the machine unless asked
+    try:
+        from .demo import build_demo, launch
+    except ImportError as err:
+        raise UsageError(f"the demo needs Gradio: pip install gradio (or eva02at-hf[demo]) ({err})") from None
+
+    page = build_demo(args.features, model=args.model, device=args.device, top_k=args.top_k)
+    _, url = launch(page, host=args.host, port=args.port, block=False)
+    print(f"EVA02-AT demo on {url} (Ctrl-C to stop)", flush=True)
+    try:
+        page.block_thread()
+    finally:
+        page.close()
+    return EXIT_OK
+
+
 # ------------------------------------------------------------------------------------------------------ eval
 
 
@@ -453,7 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="eva02at",
-        description="EVA02-AT egocentric video-language model: convert, extract, search, eval, publish.",
+        description="EVA02-AT egocentric video-language model: convert, extract, search, demo, eval, publish.",
         epilog=EXIT_CODES_HELP,
     )
     parser.add_argument("--debug", action="store_true", help="show the full traceback of runtime failures")
@@ -532,6 +553,26 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--show_frames", type=_positive_int, default=6, help="frames per row of the sheet")
     search.add_argument("--output", help="write the hits as JSON")
     search.set_defaults(func=run_search)
+
+    demo = commands.add_parser(
+        "demo",
+        help="browser demo (Gradio) over extracted features: text -> video and video -> text search",
+        description=(
+            "Serve a Gradio page searching an `eva02at extract` folder: a text box ranks the clips (with scores, "
+            "clip players and frame strips), an extracted clip or an uploaded video ranks the texts. Queries are "
+            "embedded with the model recorded by extract (or --model). Binds 127.0.0.1 on a free port by default."
+        ),
+        epilog=EXIT_CODES_HELP,
+    )
+    demo.add_argument("--features", required=True, help="an `eva02at extract` output folder")
+    demo.add_argument("--model", help="model to embed the queries (default: the one used by extract)")
+    demo.add_argument("--top_k", "--top-k", dest="top_k", type=_positive_int, default=5)
+    demo.add_argument(
+        "--host", default="127.0.0.1", help="interface to bind (0.0.0.0 exposes it to the network)"
+    )
+    demo.add_argument("--port", type=_positive_int, help="port (default: a free one)")
+    demo.add_argument("--device", default="cpu", help="torch device of the query model")
+    demo.set_defaults(func=run_demo)
 
     evaluate = commands.add_parser(
         "eval",
