@@ -203,6 +203,7 @@ def test_publish_uploads_model_processor_code_and_card(model_dir: Path, tmp_path
         "model.safetensors",
         "configuration_eva02at.py",
         "modeling_eva02at.py",
+        "pipelines_eva02at.py",
         "rope.py",
         "processor_config.json",
         "processing_eva02at.py",
@@ -216,6 +217,7 @@ def test_publish_uploads_model_processor_code_and_card(model_dir: Path, tmp_path
         "AutoConfig": "configuration_eva02at.EVA02ATConfig",
         "AutoModel": "modeling_eva02at.EVA02ATForVideoTextRetrieval",
     }
+    assert set(config["custom_pipelines"]) == {"zero-shot-video-classification", "video-text-retrieval"}
     processor_config = json.loads(files["processor_config.json"].read_text())
     assert processor_config["auto_map"]["AutoProcessor"] == "processing_eva02at.EVA02ATProcessor"
     uploaded_card = ModelCard(files["README.md"].read_text())

@@ -19,6 +19,11 @@ from .modeling_eva02at import (
     EVA02ATRetrievalOutput,
     EVA02ATVisionModel,
 )
+from .pipelines_eva02at import (
+    VideoTextRetrievalPipeline,
+    ZeroShotVideoClassificationPipeline,
+    register_pipelines,
+)
 from .processing_eva02at import EVA02ATProcessor
 from .relevancy import HardMiningSampler, batch_relevancy, egonce_positive_mask, pos_iou_relevancy
 from .video_processing_eva02at import EVA02ATVideoProcessor
@@ -32,6 +37,7 @@ EVA02ATConfig.register_for_auto_class()
 EVA02ATForVideoTextRetrieval.register_for_auto_class("AutoModel")
 EVA02ATProcessor.register_for_auto_class("AutoProcessor")
 EVA02ATVideoProcessor.register_for_auto_class("AutoVideoProcessor")
+register_pipelines()
 
 __all__ = [
     "AdaptiveMIMMLoss",
@@ -55,4 +61,6 @@ __all__ = [
     "EVA02ATVisionConfig",
     "EVA02ATVideoProcessor",
     "EVA02ATVisionModel",
+    "VideoTextRetrievalPipeline",
+    "ZeroShotVideoClassificationPipeline",
 ]

@@ -13,6 +13,26 @@ TEMPORAL_POSITION_ENCODINGS = ("learnable", "rope", "learnable+rope", "split_3d_
 TEMPORAL_ROPE_POSITIONS = ("index", "rescaled")
 
 
+def pipelines_not_registered(custom_pipelines: dict[str, Any] | None) -> dict[str, Any]:
+    """The entries of a saved config's `custom_pipelines` (task -> {"impl": "module.Class", ...}) whose task this
+    process has not registered with a class of that name.
+
+    Saved models list the EVA02-AT pipelines so that `pipeline(task, model=folder, trust_remote_code=True)` works
+    without the package; where `import eva02at_hf` has registered them, transformers' `pipeline()` would still take
+    listed tasks for remote code and demand `trust_remote_code=True`, so the config drops them on load.
+    """
+    if not custom_pipelines:
+        return {}
+    from transformers.pipelines import PIPELINE_REGISTRY
+
+    kept = {}
+    for task, info in custom_pipelines.items():
+        registered = PIPELINE_REGISTRY.supported_tasks.get(task, {}).get("impl")
+        if registered is None or registered.__name__ != str(info.get("impl", "")).rsplit(".", 1)[-1]:
+            kept[task] = info
+    return kept
+
+
 @strict
 class EVA02ATVisionConfig(PreTrainedConfig):
     r"""Configuration of [`EVA02ATVisionModel`], the EVA02 image transformer turned video encoder (paper Sec. IV-A).
@@ -160,6 +180,12 @@ class EVA02ATConfig(PreTrainedConfig):
     projection_dim: int = 256
     logit_scale_init_value: float = math.log(1 / 0.07)
     initializer_factor: float = 1.0
+
+    def __post_init__(self, **kwargs: Any) -> None:
+        custom_pipelines = pipelines_not_registered(kwargs.pop("custom_pipelines", None))
+        if custom_pipelines:
+            kwargs["custom_pipelines"] = custom_pipelines
+        super().__post_init__(**kwargs)
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> EVA02ATConfig:

@@ -4,6 +4,7 @@ video-text retrieval model built on it with transformers' CLIP text tower.
 Shapes: B batch, T frames, h x w patch grid, N = h * w patches per frame, L = 1 + T * N tokens, D width.
 """
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -425,6 +426,25 @@ class EVA02ATForVideoTextRetrieval(EVA02ATPreTrainedModel):
         self.text_projection = nn.Linear(config.text_config.hidden_size, config.projection_dim, bias=False)
         self.logit_scale = nn.Parameter(torch.tensor(config.logit_scale_init_value))
         self.post_init()
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, **kwargs: Any) -> None:
+        """`PreTrainedModel.save_pretrained`. A model registered for `AutoModel` (as `import eva02at_hf` does)
+        also lists the EVA02-AT pipelines in its config (`custom_pipelines`) and writes their module next to the
+        modeling code, so `pipeline("zero-shot-video-classification" | "video-text-retrieval", model=folder,
+        trust_remote_code=True)` works where the package is not installed."""
+        if self._auto_class is None:
+            return super().save_pretrained(save_directory, *args, **kwargs)
+        from .pipelines_eva02at import custom_pipelines
+
+        previous = getattr(self.config, "custom_pipelines", None)
+        self.config.custom_pipelines = custom_pipelines()
+        try:
+            super().save_pretrained(save_directory, *args, **kwargs)
+        finally:
+            if previous is None:
+                del self.config.custom_pipelines
+            else:
+                self.config.custom_pipelines = previous
 
     def get_video_features(self, pixel_values: torch.Tensor, normalize: bool = True) -> torch.Tensor:
         """(B, T, C, H, W) clips -> (B, projection_dim) embeddings, L2-normalised unless `normalize=False`."""
