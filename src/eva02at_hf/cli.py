@@ -141,6 +141,29 @@ def run_convert(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------------- extract
 
 
+WORLD_SIZE_VARIABLES = ["WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE"]
+
+
+def _join_launched_processes(device: str, timeout_minutes: int) -> tuple[str, bool]:
+    """Under ``torchrun`` / ``accelerate launch`` / ``mpirun`` with several processes, join their group.
+
+    The ranks only coordinate (barriers, small messages), so the group uses gloo over TCP whatever the device;
+    the model goes to this process's own GPU (``cuda`` -> ``cuda:<local rank>``). Returns (device, is main).
+    """
+    from accelerate.utils import get_int_from_env
+
+    if get_int_from_env(WORLD_SIZE_VARIABLES, 1) <= 1:
+        return device, True
+    from datetime import timedelta
+
+    from accelerate import PartialState
+
+    state = PartialState(cpu=True, timeout=timedelta(minutes=timeout_minutes))
+    if device == "cuda":
+        device = f"cuda:{state.local_process_index}"
+    return device, state.is_main_process
+
+
 def run_extract(args: argparse.Namespace) -> int:
     from .features import FeatureExtractor, FingerprintMismatchError, read_text_list, read_video_list
 
@@ -153,7 +176,8 @@ def run_extract(args: argparse.Namespace) -> int:
         texts = read_text_list(_existing_file(args.texts, "--texts")) if args.texts else []
     except ValueError as err:
         raise UsageError(str(err)) from None
-    model, processor = _load_model(args.model, args.device, args.dtype)
+    device, is_main = _join_launched_processes(args.device, args.dist_timeout)
+    model, processor = _load_model(args.model, device, args.dtype)
     extractor = FeatureExtractor(
         model,
         processor,
@@ -169,6 +193,8 @@ def run_extract(args: argparse.Namespace) -> int:
         )
     except FingerprintMismatchError as err:
         raise UsageError(str(err)) from None
+    if not is_main:  # rank 0 reports for the whole run
+        return EXIT_PARTIAL if result.failed else EXIT_OK
     computed = sum(len(v) for v in result.computed_shards.values())
     reused = sum(len(v) for v in result.reused_shards.values())
     print(
@@ -527,6 +553,12 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
     extract.add_argument("--overwrite", action="store_true", help="recompute if settings changed")
     extract.add_argument("--no_progress", action="store_true", help="hide the progress bars")
+    extract.add_argument(
+        "--dist_timeout",
+        type=_positive_int,
+        default=360,
+        help="minutes a process launched with others waits for the slowest one (default 360)",
+    )
     extract.set_defaults(func=run_extract)
 
     search = commands.add_parser(

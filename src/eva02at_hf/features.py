@@ -13,6 +13,13 @@ Each shard is written to a temporary file and renamed into place, then recorded 
 interrupted run leaves only complete shards behind; a rerun skips them. A rerun whose settings (model weights,
 processor, frame count, inputs, shard size) differ from the manifest's is refused with `FingerprintMismatchError`.
 Videos that cannot be decoded are listed (``status = "failed"``) and never stop the run.
+
+Several processes (``torchrun`` / ``accelerate launch``: `torch.distributed` initialised) split the work: the
+shards still to compute are dealt round-robin to the ranks, rank 0 records its shards in ``manifest.json`` and
+rank r > 0 in ``DIR/manifest.rank-0000r.json``; at the end rank 0 merges those records into ``manifest.json``
+and writes the indexes. Shard numbers and contents do not depend on the number of processes, so the folder is
+the one a single process makes. A rerun merges the records of ranks that died and computes only the shards no
+record lists, with any number of processes.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from typing import Any
 
 import pandas as pd
 import torch
+import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -42,6 +50,7 @@ MANIFEST = "manifest.json"
 FAILED = "failed.json"
 INDEX_FILES = {"video": "videos.parquet", "text": "texts.parquet"}
 MANIFEST_VERSION = 1
+RANK_RECORD_GLOB = "manifest.rank-*.json"
 
 
 class FingerprintMismatchError(RuntimeError):
@@ -172,6 +181,61 @@ def shard_name(kind: str, index: int) -> str:
     return f"{kind}-{index:05d}.safetensors"
 
 
+def rank_record_name(rank: int) -> str:
+    """The file where rank ``rank`` > 0 records its finished shards until rank 0 merges them."""
+    return f"manifest.rank-{rank:05d}.json"
+
+
+@dataclass(frozen=True)
+class _Ranks:
+    """This process's place in the `torch.distributed` group (rank 0 of 1 when none is initialised)."""
+
+    rank: int = 0
+    world_size: int = 1
+
+    @classmethod
+    def current(cls) -> _Ranks:
+        if dist.is_available() and dist.is_initialized():
+            return cls(dist.get_rank(), dist.get_world_size())
+        return cls()
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def from_main(self, value: Any) -> Any:
+        """Rank 0's ``value`` on every rank (a barrier too). An exception is raised on every rank."""
+        if self.world_size > 1:
+            box = [value]
+            dist.broadcast_object_list(box, src=0)
+            value = box[0]
+        if isinstance(value, BaseException):
+            raise value
+        return value
+
+    def barrier(self) -> None:
+        if self.world_size > 1:
+            dist.barrier()
+
+
+def _fold_rank_records(out: Path, manifest: dict[str, Any]) -> None:
+    """Move the shards recorded by ranks > 0 into ``manifest`` (in place), write it, delete the rank records.
+
+    Records made with another fingerprint (a run with other settings) are dropped.
+    """
+    records = sorted(out.glob(RANK_RECORD_GLOB))
+    for path in records:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        if record.get("fingerprint") != manifest["fingerprint"]:
+            logger.warning("%s was made with other settings: ignored", path)
+            continue
+        for kind, shards in record["shards"].items():
+            manifest["shards"][kind].update(shards)
+    _atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1))
+    for path in records:
+        path.unlink()
+
+
 class _VideoBatcher:
     """``collate_fn``: a list of (input row, `VideoItem`) -> (pixel_values or None, kept rows, failures)."""
 
@@ -195,6 +259,12 @@ class _VideoBatcher:
             "pixel_values"
         ]
         return pixel_values, kept, failures
+
+
+def _failures(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """The undecodable videos recorded in ``manifest``, in input order."""
+    failed = [failure for entry in manifest["shards"]["video"].values() for failure in entry["failed"]]
+    return sorted(failed, key=lambda failure: failure["row"])
 
 
 def _chunks(num_items: int, shard_size: int) -> Iterator[tuple[int, range]]:
@@ -296,6 +366,9 @@ class FeatureExtractor:
     ) -> ExtractionResult:
         """Embed ``videos`` and ``texts`` into ``output_dir``, resuming from the shards already there.
 
+        Under `torch.distributed` every rank calls this with the same arguments; each computes its share of the
+        shards and all return once rank 0 has merged the folder (the result describes the whole run).
+
         Args:
             model_name: recorded in the manifest (e.g. the model folder) so `search` can embed queries.
             overwrite: discard an existing manifest with other settings instead of refusing to resume.
@@ -304,22 +377,52 @@ class FeatureExtractor:
             FingerprintMismatchError: ``output_dir`` holds shards made with other settings.
         """
         out = Path(output_dir)
-        out.mkdir(parents=True, exist_ok=True)
+        ranks = _Ranks.current()
         fingerprint = settings_fingerprint(
             self.model, self.processor, videos, texts, self.num_frames, self.shard_size
         )
-        manifest = self._load_manifest(out, fingerprint, overwrite)
-        manifest["model_name"] = model_name
-        result = ExtractionResult(output_dir=str(out), num_videos=len(videos), num_texts=len(texts))
+        prepared: dict[str, Any] | Exception | None = None
+        if ranks.is_main:
+            try:
+                out.mkdir(parents=True, exist_ok=True)
+                prepared = self._load_manifest(out, fingerprint, overwrite)
+                prepared["model_name"] = model_name
+                _fold_rank_records(out, prepared)
+            except Exception as err:  # every rank raises it, none waits for a rank that stopped
+                prepared = err
+        manifest: dict[str, Any] = ranks.from_main(prepared)
+        done_at_start = {
+            kind: {
+                int(shard)
+                for shard in manifest["shards"][kind]
+                if (out / shard_name(kind, int(shard))).is_file()
+            }
+            for kind in ("video", "text")
+        }
+        if ranks.is_main:
+            record, record_path = manifest, out / MANIFEST
+        else:
+            record = {
+                "version": MANIFEST_VERSION,
+                "fingerprint": fingerprint,
+                "shards": {"video": {}, "text": {}},
+            }
+            record_path = out / rank_record_name(ranks.rank)
         for kind, count in (("video", len(videos)), ("text", len(texts))):
-            done: dict[str, Any] = manifest["shards"][kind]
-            chunks = list(_chunks(count, self.shard_size))
-            bar = tqdm(total=count, desc=f"{kind}s", unit=kind, disable=not self.progress)
-            for shard, rows in chunks:
-                if str(shard) in done and (out / shard_name(kind, shard)).is_file():
-                    result.reused_shards[kind].append(shard)
-                    bar.update(len(rows))
-                    continue
+            pending = [
+                (shard, rows)
+                for shard, rows in _chunks(count, self.shard_size)
+                if shard not in done_at_start[kind]
+            ]
+            mine = pending[ranks.rank :: ranks.world_size]
+            desc = f"{kind}s" if ranks.world_size == 1 else f"{kind}s (rank 0 of {ranks.world_size})"
+            bar = tqdm(
+                total=sum(len(rows) for _, rows in mine),
+                desc=desc,
+                unit=kind,
+                disable=not (self.progress and ranks.is_main),
+            )
+            for shard, rows in mine:
                 if kind == "video":
                     embeddings, kept, failures = self.embed_videos([videos[i] for i in rows], list(rows))
                 else:
@@ -329,15 +432,42 @@ class FeatureExtractor:
                     "indices": torch.tensor(kept, dtype=torch.int64),
                 }
                 _atomic_save_shard(out / shard_name(kind, shard), tensors)
-                done[str(shard)] = {"rows": len(rows), "failed": failures}
-                _atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1))
-                result.computed_shards[kind].append(shard)
+                record["shards"][kind][str(shard)] = {"rows": len(rows), "failed": failures}
+                _atomic_write_text(record_path, json.dumps(record, indent=1))
                 bar.update(len(rows))
             bar.close()
-        result.failed = [f for entry in manifest["shards"]["video"].values() for f in entry["failed"]]
-        result.failed.sort(key=lambda failure: failure["row"])
-        self._write_indexes(out, videos, texts, manifest, result.failed)
+        ranks.barrier()
+        merged: dict[str, Any] | Exception | None = None
+        if ranks.is_main:
+            try:
+                _fold_rank_records(out, manifest)
+                self._check_complete(out, manifest, len(videos), len(texts))
+                self._write_indexes(out, videos, texts, manifest, _failures(manifest))
+                merged = manifest
+            except Exception as err:
+                merged = err
+        manifest = ranks.from_main(merged)
+        result = ExtractionResult(output_dir=str(out), num_videos=len(videos), num_texts=len(texts))
+        for kind, count in (("video", len(videos)), ("text", len(texts))):
+            for shard, _ in _chunks(count, self.shard_size):
+                reused = shard in done_at_start[kind]
+                (result.reused_shards if reused else result.computed_shards)[kind].append(shard)
+        result.failed = _failures(manifest)
         return result
+
+    def _check_complete(self, out: Path, manifest: dict[str, Any], num_videos: int, num_texts: int) -> None:
+        """Every shard of the inputs is recorded and on disk (a rank on another node may write elsewhere)."""
+        for kind, count in (("video", num_videos), ("text", num_texts)):
+            missing = [
+                shard_name(kind, shard)
+                for shard, _ in _chunks(count, self.shard_size)
+                if str(shard) not in manifest["shards"][kind] or not (out / shard_name(kind, shard)).is_file()
+            ]
+            if missing:
+                raise RuntimeError(
+                    f"{out}: {len(missing)} shard(s) missing after every rank finished ({', '.join(missing[:5])}); "
+                    "with several nodes, --output_dir must be a folder every node shares. Rerun to compute them."
+                )
 
     def _load_manifest(self, out: Path, fingerprint: dict[str, Any], overwrite: bool) -> dict[str, Any]:
         path = out / MANIFEST
@@ -354,7 +484,11 @@ class FeatureExtractor:
                 f"{out} holds features made with other settings (differing: {', '.join(differing)}); "
                 "use a new output folder or pass overwrite (--overwrite) to recompute everything."
             )
-        for stale in [*out.glob("video-*.safetensors"), *out.glob("text-*.safetensors")]:
+        for stale in [
+            *out.glob("video-*.safetensors"),
+            *out.glob("text-*.safetensors"),
+            *out.glob(RANK_RECORD_GLOB),
+        ]:
             stale.unlink()
         return fresh
 
