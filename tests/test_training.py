@@ -2,16 +2,20 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+from accelerate.utils import DistributedType
 from safetensors.torch import load_file
+from torch.distributed.fsdp import StateDictType
 
 from eva02at_hf.data import synthetic
 from eva02at_hf.losses import SMSLoss
@@ -30,7 +34,7 @@ from eva02at_hf.training import (
     cached_relevancy,
     load_model_and_processor,
 )
-from eva02at_hf.training.loop import check_metric_for_best, checkpoint_steps
+from eva02at_hf.training.loop import check_fsdp, check_metric_for_best, checkpoint_steps
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -273,13 +277,61 @@ def test_kill_and_resume_ends_at_the_same_weights(synthetic_set, tmp_path, capsy
         torch.testing.assert_close(found[name], expected[name], rtol=0, atol=1e-6, msg=name)
 
 
-def _finetune(data_dir: Path, output_dir: Path, nproc: int) -> dict:
+FSDP2_CONFIG = REPO / "examples" / "accelerate_configs" / "fsdp2.yaml"
+
+
+def _fsdp2_env() -> dict[str, str]:
+    """The FSDP variables `accelerate launch --config_file examples/accelerate_configs/fsdp2.yaml` sets (computed
+    by accelerate's launcher; `accelerate launch --cpu` would drop them, see tests/fsdp_on_cpu.py)."""
+    from accelerate.commands.launch import _validate_launch_command, launch_command_parser
+    from accelerate.utils.launch import prepare_multi_gpu_env
+
+    args = launch_command_parser().parse_args(["--config_file", str(FSDP2_CONFIG), "train.py"])
+    env = prepare_multi_gpu_env(_validate_launch_command(args)[0])
+    return {k: v for k, v in env.items() if k.startswith("FSDP_") or k == "ACCELERATE_USE_FSDP"}
+
+
+def test_fsdp2_preparation_wraps_the_blocks_and_keeps_logit_scale_as_a_buffer():
+    model, _ = load_model_and_processor(None, num_frames=2)
+    value = model.logit_scale.item()
+    plugin = SimpleNamespace(
+        transformer_cls_names_to_wrap=None, state_dict_type=StateDictType.FULL_STATE_DICT
+    )
+    fsdp2 = SimpleNamespace(
+        distributed_type=DistributedType.FSDP, is_fsdp2=True, state=SimpleNamespace(fsdp_plugin=plugin)
+    )
+    with pytest.raises(ValueError, match="fsdp_state_dict_type: SHARDED_STATE_DICT"):
+        check_fsdp(fsdp2, model)
+    plugin.state_dict_type = StateDictType.SHARDED_STATE_DICT
+    model.logit_scale.requires_grad_(True)
+    with pytest.raises(ValueError, match="'logit_scale'"):  # a trainable 0-d parameter cannot be sharded
+        check_fsdp(fsdp2, model)
+    model.logit_scale.requires_grad_(False)
+    check_fsdp(fsdp2, model)
+    assert plugin.transformer_cls_names_to_wrap == ["CLIPEncoderLayer", "EVA02ATEncoderLayer"]
+    assert "logit_scale" not in dict(model.named_parameters())
+    assert model.state_dict()["logit_scale"].item() == value and model.logit_scale.ndim == 0
+    fsdp1 = SimpleNamespace(distributed_type=DistributedType.FSDP, is_fsdp2=False)
+    with pytest.raises(ValueError, match="fsdp_version: 2"):
+        check_fsdp(fsdp1, model)
+
+
+def test_fsdp2_config_asks_accelerate_for_sharded_fsdp2_checkpoints():
+    env = _fsdp2_env()
+    assert env["ACCELERATE_USE_FSDP"] == "true" and env["FSDP_VERSION"] == "2"
+    assert env["FSDP_STATE_DICT_TYPE"] == "SHARDED_STATE_DICT"
+    assert env["FSDP_AUTO_WRAP_POLICY"] == "TRANSFORMER_BASED_WRAP"
+    assert "FSDP_TRANSFORMER_CLS_TO_WRAP" not in env  # the loop's default: the transformer blocks
+
+
+def _finetune(data_dir: Path, output_dir: Path, nproc: int, *extra: str, fsdp: bool = False) -> dict:
     command = [
         *(
             [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc)]
             if nproc > 1
             else [sys.executable]
         ),
+        *([str(REPO / "tests" / "fsdp_on_cpu.py")] if fsdp else []),
         str(REPO / "examples" / "finetune_ek100.py"),
         *(
             "--data_dir",
@@ -300,8 +352,10 @@ def _finetune(data_dir: Path, output_dir: Path, nproc: int) -> dict:
             "1e-3",
         ),
         *("--num_workers", "0", "--report_to", "none", "--eval_batch_size", "8", "--warmup_epochs", "0"),
+        *extra,
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", "ACCELERATE_USE_CPU": "1"}
+    env.update(_fsdp2_env() if fsdp else {})
     subprocess.run(command, check=True, env=env, cwd=output_dir.parent, timeout=300)
     return json.loads((output_dir / "results.json").read_text())
 
@@ -319,3 +373,37 @@ def test_two_gloo_processes_match_one(synthetic_set, tmp_path):
         torch.testing.assert_close(two[name], one[name], rtol=0, atol=1e-4, msg=name)
     for key, value in single["final"].items():
         assert double["final"][key] == pytest.approx(value, abs=0.5), key
+
+
+@pytest.mark.slow
+def test_fsdp2_matches_one_process_and_resumes_exactly_from_sharded_checkpoints(synthetic_set, tmp_path):
+    data_dir, _ = synthetic_set
+    single = _finetune(data_dir, tmp_path / "one", 1)
+    sharded = _finetune(data_dir, tmp_path / "fsdp", 2, "--checkpointing_steps", "2", fsdp=True)
+    assert sharded["world_size"] == 2
+    # Sharded checkpoints (torch.distributed.checkpoint): one file per process for weights and optimizer.
+    checkpoint = tmp_path / "fsdp" / "checkpoints" / "step_2"
+    for folder in ("pytorch_model_fsdp_0", "optimizer_0"):
+        assert sorted(p.name for p in (checkpoint / folder).glob("*.distcp")) == [
+            "__0_0.distcp",
+            "__1_0.distcp",
+        ]
+    assert not list(checkpoint.glob("*.safetensors"))
+    one = load_file(tmp_path / "one" / "last" / "model.safetensors")
+    two = load_file(tmp_path / "fsdp" / "last" / "model.safetensors")
+    assert one.keys() == two.keys()  # logit_scale included (a buffer while sharded)
+    for name in one:
+        torch.testing.assert_close(two[name], one[name], rtol=0, atol=1e-4, msg=name)
+    for key, value in single["final"].items():
+        assert sharded["final"][key] == pytest.approx(value, abs=0.5), key
+    # The saved folder names the model's own class, not FSDP2's generated subclass.
+    saved = json.loads((tmp_path / "fsdp" / "last" / "config.json").read_text())
+    assert saved["auto_map"]["AutoModel"] == "modeling_eva02at.EVA02ATForVideoTextRetrieval"
+    assert not list((tmp_path / "fsdp" / "last").glob("_fsdp*.py"))
+    # Resume mid-epoch (update 2 of 4) from the sharded checkpoint, found by `latest` (complete: both `.metadata`):
+    # the same weights as the uninterrupted run.
+    shutil.copytree(checkpoint, tmp_path / "resumed" / "checkpoints" / "step_2")
+    _finetune(data_dir, tmp_path / "resumed", 2, "--resume_from_checkpoint", "latest", fsdp=True)
+    resumed = load_file(tmp_path / "resumed" / "last" / "model.safetensors")
+    for name in two:
+        torch.testing.assert_close(resumed[name], two[name], rtol=0, atol=0, msg=name)

@@ -446,6 +446,10 @@ class EVA02ATForVideoTextRetrieval(EVA02ATPreTrainedModel):
             else:
                 self.config.custom_pipelines = previous
 
+    def get_input_embeddings(self) -> nn.Module:
+        """The text tower's token embedding (as `CLIPModel`)."""
+        return self.text_model.embeddings.token_embedding
+
     def get_video_features(self, pixel_values: torch.Tensor, normalize: bool = True) -> torch.Tensor:
         """(B, T, C, H, W) clips -> (B, projection_dim) embeddings, L2-normalised unless `normalize=False`."""
         embeds = self.visual_projection(self.vision_model(pixel_values=pixel_values).pooler_output)

@@ -19,6 +19,9 @@ applied, and the run stops at the first one, naming the step (or after ``max_non
 weights holding NaN / inf are never saved, so the newest checkpoint is always a finite one and rotation
 (``save_total_limit``) never removes the last finite checkpoint. Every checkpoint and exported folder (``last``,
 ``best``) is written to a temporary sibling and renamed into place; ``latest`` skips folders that are incomplete.
+
+Under accelerate's FSDP2 (`check_fsdp`), ``save_state`` writes sharded checkpoints (one torch.distributed.checkpoint
+file per process) that ``--resume_from_checkpoint`` reads back, and ``last`` / ``best`` hold the gathered model.
 """
 
 from __future__ import annotations
@@ -36,9 +39,10 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator, DataLoaderConfiguration, skip_first_batches
-from accelerate.utils import ProjectConfiguration, is_tensorboard_available, set_seed
+from accelerate.utils import DistributedType, ProjectConfiguration, is_tensorboard_available, set_seed
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
+from transformers.modeling_layers import GradientCheckpointingLayer
 
 from ..reliability import (
     INCOMPLETE_SUFFIX,
@@ -57,8 +61,16 @@ logger = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
 STATE_FILE = "trainer_state.json"
-# Files every `save_state` checkpoint holds (accelerate's names, one model / optimizer / scheduler).
+# Files every `save_state` checkpoint holds (accelerate's names, one model / optimizer / scheduler); under FSDP2
+# the model and optimizer are torch.distributed.checkpoint folders of one shard per process, whose `.metadata` is
+# written last.
 CHECKPOINT_FILES = ("model.safetensors", "optimizer.bin", "scheduler.bin", "random_states_0.pkl")
+SHARDED_CHECKPOINT_FILES = (
+    "pytorch_model_fsdp_0/.metadata",
+    "optimizer_0/.metadata",
+    "scheduler.bin",
+    "random_states_0.pkl",
+)
 OPTIMIZERS = ("adamw", "lamb")
 # Settings the restored optimizer, scheduler and sampler states depend on: a resumed run must keep them.
 RESUME_FIELDS = (
@@ -226,7 +238,7 @@ def checkpoint_steps(output_dir: str) -> list[int]:
 def checkpoint_problem(path: str) -> str | None:
     """Why ``path`` is not a complete `save_state` checkpoint (a missing or empty file, an unreadable
     ``trainer_state.json``), or None when it is one. Only sizes and the small JSON file are read."""
-    for name in (*CHECKPOINT_FILES, STATE_FILE):
+    for name in (*checkpoint_files(path), STATE_FILE):
         file = os.path.join(path, name)
         if not os.path.isfile(file):
             return f"{file} is missing"
@@ -240,13 +252,26 @@ def checkpoint_problem(path: str) -> str | None:
     return None
 
 
+def checkpoint_files(path: str) -> tuple[str, ...]:
+    """The files the checkpoint folder ``path`` must hold: `SHARDED_CHECKPOINT_FILES` for an FSDP2 one."""
+    sharded = os.path.isdir(os.path.join(path, os.path.dirname(SHARDED_CHECKPOINT_FILES[0])))
+    return SHARDED_CHECKPOINT_FILES if sharded else CHECKPOINT_FILES
+
+
 def _readable(file: str) -> bool:
-    """Whether a checkpoint's model (safetensors) or optimizer / scheduler (torch) file can be read in full."""
+    """Whether a checkpoint's model (safetensors), optimizer / scheduler (torch) file or sharded folder's
+    ``.metadata`` can be read in full."""
     from accelerate.utils import load as accelerate_load
     from safetensors.torch import load_file
+    from torch.distributed.checkpoint import FileSystemReader
 
     try:
-        load_file(file) if file.endswith(".safetensors") else accelerate_load(file, map_location="cpu")
+        if file.endswith(".metadata"):
+            FileSystemReader(os.path.dirname(file)).read_metadata()
+        elif file.endswith(".safetensors"):
+            load_file(file)
+        else:
+            accelerate_load(file, map_location="cpu")
     except Exception:
         return False
     return True
@@ -300,6 +325,7 @@ class Trainer:
             model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
         if hasattr(model, "logit_scale"):
             model.logit_scale.requires_grad_(False)
+        check_fsdp(self.accelerator, model)
         self.train_dataset, self.collate_fn = train_dataset, collate_fn
         self.sampler = EpochShuffleSampler(len(train_dataset), seed=config.seed)
         loader = DataLoader(
@@ -312,6 +338,12 @@ class Trainer:
         )
         optimizer = build_optimizer(model, config)
         self.model, self.optimizer, self.loader = self.accelerator.prepare(model, optimizer, loader)
+        if self.accelerator.is_fsdp2:
+            from torch.distributed.fsdp import register_fsdp_forward_method
+
+            for method in ("get_video_features", "get_text_features"):  # the evaluations call these
+                if hasattr(self.model, method):
+                    register_fsdp_forward_method(self.model, method)
         self.updates_per_epoch = len(self.loader) // config.gradient_accumulation_steps
         if self.updates_per_epoch < 1:
             raise ValueError(
@@ -345,7 +377,7 @@ class Trainer:
 
     def check_weights_finite(self, what: str) -> None:
         """Raise `NonFiniteError` (on every process) if a weight holds NaN / inf, before ``what`` is saved."""
-        local = sum(count_nonfinite(p.detach()) for p in self.model.parameters())
+        local = sum(count_nonfinite(local_shard(p.detach())) for p in self.model.parameters())
         total = self.accelerator.reduce(torch.tensor(float(local), device=self.accelerator.device), "sum")
         if total.item():
             raise NonFiniteError(
@@ -423,7 +455,8 @@ class Trainer:
         try:
             self.accelerator.load_state(path)
         except Exception as error:
-            culprit = next((n for n in CHECKPOINT_FILES[:3] if not _readable(os.path.join(path, n))), None)
+            names = checkpoint_files(path)[:3]
+            culprit = next((n for n in names if not _readable(os.path.join(path, n))), None)
             where = os.path.join(path, culprit) if culprit else path
             raise ValueError(
                 f"--resume_from_checkpoint {path}: cannot restore {where} ({type(error).__name__}: {error}); it is "
@@ -458,14 +491,27 @@ class Trainer:
         path = os.path.join(self.config.output_dir, name)
         self.check_weights_finite(path)
         self.accelerator.wait_for_everyone()
+        # On every process: FSDP2 and ZeRO-3 gather the full weights from the shards.
         state_dict = self.accelerator.get_state_dict(self.model)
         if self.accelerator.is_main_process:
-            model = self.accelerator.unwrap_model(self.model)
             with atomic_folder(path) as tmp:
-                model.save_pretrained(tmp, state_dict=state_dict)
+                self._plain_model().save_pretrained(tmp, state_dict=state_dict)
                 self.processor.save_pretrained(tmp)
         self.accelerator.wait_for_everyone()
         return path
+
+    def _plain_model(self) -> torch.nn.Module:
+        """The unwrapped model; under FSDP2 (whose `fully_shard` swaps the class for a generated ``FSDP<name>``
+        one, which `save_pretrained` would write into ``auto_map`` with torch's FSDP files), a weightless instance
+        (meta device) of the model's own class and config."""
+        model = self.accelerator.unwrap_model(self.model)
+        if not self.accelerator.is_fsdp2:
+            return model
+        from torch.distributed.fsdp import FSDPModule
+
+        model_class = next(c for c in type(model).__mro__ if not issubclass(c, FSDPModule))
+        with torch.device("meta"):
+            return model_class(model.config)
 
     # loop ------------------------------------------------------------------------------------------------
 
@@ -641,6 +687,52 @@ class Trainer:
                 f"({type(error).__name__}: {error}); the trained model and results.json stay in "
                 f"{config.output_dir}"
             ) from error
+
+
+def check_fsdp(accelerator: Accelerator, model: torch.nn.Module) -> None:
+    """Refuse FSDP1 and full-state-dict checkpoints (the loop supports FSDP2 with sharded checkpoints) and make
+    ``model`` shardable by FSDP2's `fully_shard`.
+
+    * Unless the accelerate config names them (``fsdp_transformer_layer_cls_to_wrap``), the units FSDP2 shards
+      one by one are the transformer blocks (the model's gradient-checkpointing layers), the rest (embeddings,
+      projections, final norms) forming the root unit. accelerate's default, the model's ``_no_split_modules``,
+      would wrap ``CLIPTextEmbeddings`` and then shard its token embedding a second time.
+    * `fully_shard` refuses 0-d parameters: the frozen ``logit_scale`` (the losses use fixed temperatures) becomes a
+      persistent buffer of the same name and value, so it is replicated on every process and still saved.
+    """
+    if accelerator.distributed_type != DistributedType.FSDP:
+        return
+    from torch.distributed.fsdp import StateDictType
+
+    if not accelerator.is_fsdp2:
+        raise ValueError(
+            "FSDP1 is not supported by the training loop: set `fsdp_version: 2` in the accelerate config "
+            "(see examples/accelerate_configs/fsdp2.yaml)"
+        )
+    plugin = accelerator.state.fsdp_plugin
+    if plugin.state_dict_type != StateDictType.SHARDED_STATE_DICT:
+        raise ValueError(
+            "the training loop writes sharded FSDP2 checkpoints: set `fsdp_state_dict_type: SHARDED_STATE_DICT` in "
+            f"the accelerate config (got {plugin.state_dict_type}); last/ and best/ still hold the full model"
+        )
+    if plugin.transformer_cls_names_to_wrap is None:
+        blocks = {type(m).__name__ for m in model.modules() if isinstance(m, GradientCheckpointingLayer)}
+        plugin.transformer_cls_names_to_wrap = sorted(blocks)
+    for name, parameter in list(model.named_parameters()):
+        if parameter.ndim == 0:
+            if parameter.requires_grad:
+                raise ValueError(f"FSDP2 cannot shard the trainable 0-d parameter {name!r}; freeze it")
+            owner, _, attribute = name.rpartition(".")
+            module = model.get_submodule(owner)
+            delattr(module, attribute)
+            module.register_buffer(attribute, parameter.detach().clone())
+
+
+def local_shard(tensor: torch.Tensor) -> torch.Tensor:
+    """This process's shard of a DTensor (an FSDP2 parameter), else ``tensor`` itself."""
+    from torch.distributed.tensor import DTensor
+
+    return tensor.to_local() if isinstance(tensor, DTensor) else tensor
 
 
 def print_summary(accelerator: Accelerator, config: TrainingConfig, results: dict[str, Any]) -> None:
