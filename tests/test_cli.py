@@ -296,6 +296,10 @@ def test_convert_writes_an_automodel_folder_with_processor(tmp_path: Path) -> No
                 str(out),
                 "--num_frames",
                 "4",
+                "--num_heads",
+                "1",
+                "--text_num_heads",
+                "1",
             ]
         )
         == 0
@@ -318,6 +322,10 @@ def test_convert_writes_an_automodel_folder_with_processor(tmp_path: Path) -> No
                 "--output_dir",
                 str(tmp_path / "np"),
                 "--no-processor",
+                "--num_heads",
+                "1",
+                "--text_num_heads",
+                "1",
             ]
         )
         == 0

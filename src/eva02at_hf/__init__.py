@@ -2,7 +2,12 @@
 
 from transformers import AutoConfig, AutoModel
 
-from .configuration_eva02at import EVA02ATConfig, EVA02ATTextConfig, EVA02ATVisionConfig
+from .configuration_eva02at import (
+    EVA02ATConfig,
+    EVA02ATTextConfig,
+    EVA02ATVisionConfig,
+    EVA02ATViTVisionConfig,
+)
 from .losses import (
     AdaptiveMIMMLoss,
     EgoNCELoss,
@@ -18,6 +23,7 @@ from .modeling_eva02at import (
     EVA02ATPreTrainedModel,
     EVA02ATRetrievalOutput,
     EVA02ATVisionModel,
+    EVA02ATViTVisionModel,
 )
 from .pipelines_eva02at import (
     VideoTextRetrievalPipeline,
@@ -32,7 +38,9 @@ AutoConfig.register(EVA02ATConfig.model_type, EVA02ATConfig, exist_ok=True)
 AutoConfig.register(EVA02ATVisionConfig.model_type, EVA02ATVisionConfig, exist_ok=True)
 AutoConfig.register(EVA02ATTextConfig.model_type, EVA02ATTextConfig, exist_ok=True)
 AutoModel.register(EVA02ATConfig, EVA02ATForVideoTextRetrieval, exist_ok=True)
+AutoConfig.register(EVA02ATViTVisionConfig.model_type, EVA02ATViTVisionConfig, exist_ok=True)
 AutoModel.register(EVA02ATVisionConfig, EVA02ATVisionModel, exist_ok=True)
+AutoModel.register(EVA02ATViTVisionConfig, EVA02ATViTVisionModel, exist_ok=True)
 EVA02ATConfig.register_for_auto_class()
 EVA02ATForVideoTextRetrieval.register_for_auto_class("AutoModel")
 EVA02ATProcessor.register_for_auto_class("AutoProcessor")
@@ -58,6 +66,8 @@ __all__ = [
     "EVA02ATProcessor",
     "EVA02ATRetrievalOutput",
     "EVA02ATTextConfig",
+    "EVA02ATViTVisionConfig",
+    "EVA02ATViTVisionModel",
     "EVA02ATVisionConfig",
     "EVA02ATVideoProcessor",
     "EVA02ATVisionModel",

@@ -1,6 +1,6 @@
 """The `eva02at` command line: convert checkpoints, extract features, search them, evaluate, publish.
 
-    eva02at convert  --checkpoint eva02_clip.safetensors --output_dir eva02at-b
+    eva02at convert  --checkpoint timm/eva02_base_patch16_clip_224.merged2b_s8b_b131k --output_dir eva02at-b
     eva02at extract  --model eva02at-b --videos clips/ --texts captions.txt --output_dir features/
     eva02at search   --features features/ --query "open the fridge" --top_k 5 --show top.png
     eva02at demo     --features features/
@@ -102,32 +102,52 @@ def _load_model(model: str, device: str = "cpu", dtype: str = "float32") -> tupl
 
 def preset_for(config: Any) -> str:
     """The processor preset of a converted model: L for a 1024-wide vision tower, else B."""
-    return "eva02at-l" if config.vision_config.hidden_size >= 1024 else "eva02at-b"
+    vision_config = getattr(config, "vision_config", config)
+    return "eva02at-l" if vision_config.hidden_size >= 1024 else "eva02at-b"
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    from .conversion import convert_checkpoint, load_checkpoint
+    from .conversion import (
+        ConversionError,
+        convert_checkpoint,
+        load_checkpoint,
+        read_architecture_hints,
+        resolve_checkpoint,
+    )
     from .processing_eva02at import EVA02ATProcessor
 
-    checkpoint = _existing_file(args.checkpoint, "--checkpoint")
     if args.results and not args.push_to_hub:
         raise UsageError("--results is only used with --push_to_hub (it fills the model card)")
+    try:
+        checkpoint = resolve_checkpoint(
+            args.checkpoint, args.filename, args.revision, args.token, args.cache_dir
+        )
+    except FileNotFoundError as error:
+        raise UsageError(f"--checkpoint: {error}") from None
     overrides = {}
     if args.temporal_position_encoding:
         overrides["vision_config"] = {"temporal_position_encoding": args.temporal_position_encoding}
-    model = convert_checkpoint(
-        load_checkpoint(checkpoint),
-        num_frames=args.num_frames,
-        projection_dim=args.projection_dim,
-        **overrides,
-    )
+    try:
+        model = convert_checkpoint(
+            load_checkpoint(checkpoint),
+            num_frames=args.num_frames,
+            projection_dim=args.projection_dim,
+            format=args.format,
+            num_heads=args.num_heads,
+            text_num_heads=args.text_num_heads,
+            hints=read_architecture_hints(checkpoint),
+            **overrides,
+        )
+    except ConversionError as error:
+        raise UsageError(f"--checkpoint {args.checkpoint}: {error}") from None
     model.save_pretrained(args.output_dir)
-    saved = ["model"]
+    saved = [type(model).__name__]
+    vision_config = getattr(model.config, "vision_config", model.config)
     if args.processor:
-        size = model.config.vision_config.image_size
+        size = vision_config.image_size
         EVA02ATProcessor.from_preset(
             preset_for(model.config),
-            num_frames=args.num_frames,
+            num_frames=vision_config.num_frames,
             size={"shortest_edge": size},
             crop_size={"height": size, "width": size},
         ).save_pretrained(args.output_dir)
@@ -497,6 +517,7 @@ def _add_hub_arguments(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from .configuration_eva02at import TEMPORAL_POSITION_ENCODINGS
+    from .conversion import FORMATS
 
     parser = argparse.ArgumentParser(
         prog="eva02at",
@@ -508,13 +529,34 @@ def build_parser() -> argparse.ArgumentParser:
 
     convert = commands.add_parser(
         "convert",
-        help="convert an EVA02-CLIP checkpoint (timm / open_clip / EVA-CLIP) into an EVA02-AT folder",
-        description="Convert an EVA02-CLIP checkpoint into an EVA02-AT model folder (AutoModel-loadable).",
+        help="convert an EVA02-CLIP / AVION / CLIP checkpoint (file or Hub id) into an EVA02-AT folder",
+        description=(
+            "Convert a checkpoint into an EVA02-AT model folder (AutoModel-loadable). Formats (detected from the "
+            "keys; --format forces one): " + "; ".join(f"{name}: {text}" for name, text in FORMATS.items())
+        ),
         epilog=EXIT_CODES_HELP,
     )
-    convert.add_argument("--checkpoint", required=True, help=".safetensors / .bin / .pt / .pth state dict")
+    convert.add_argument(
+        "--checkpoint",
+        required=True,
+        help=".safetensors / .bin / .pt / .pth state dict, a folder holding one, or a Hub model id",
+    )
     convert.add_argument("--output_dir", required=True, help="folder to write the model (and processor) to")
-    convert.add_argument("--num_frames", type=_positive_int, default=16, help="frames P_t is sized for")
+    convert.add_argument("--format", choices=sorted(FORMATS), help="checkpoint layout (default: detected)")
+    convert.add_argument(
+        "--num_frames",
+        type=_positive_int,
+        help="frames P_t is sized for (default: the checkpoint's P_t, else 16)",
+    )
+    convert.add_argument(
+        "--num_heads", type=_positive_int, help="vision attention heads, for widths of no released model"
+    )
+    convert.add_argument(
+        "--text_num_heads", type=_positive_int, help="text attention heads, for widths of no released model"
+    )
+    convert.add_argument("--filename", help="Hub id: the weights file in the repository (default: detected)")
+    convert.add_argument("--revision", help="Hub id: branch, tag or commit")
+    convert.add_argument("--cache_dir", help="Hub id: the huggingface_hub cache (default: HF_HUB_CACHE)")
     convert.add_argument(
         "--projection_dim",
         type=_positive_int,

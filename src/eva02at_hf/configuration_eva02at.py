@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 from huggingface_hub.dataclasses import strict
+from transformers.activations import ACT2FN
 from transformers.configuration_utils import PreTrainedConfig
 from transformers.models.clip.configuration_clip import CLIPTextConfig
 
@@ -31,6 +32,21 @@ def pipelines_not_registered(custom_pipelines: dict[str, Any] | None) -> dict[st
         if registered is None or registered.__name__ != str(info.get("impl", "")).rsplit(".", 1)[-1]:
             kept[task] = info
     return kept
+
+
+def validate_video_tower(config: PreTrainedConfig) -> None:
+    """The shape checks both video towers need: heads dividing the width, whole patches, at least one frame."""
+    if config.hidden_size % config.num_attention_heads != 0:
+        raise ValueError(
+            f"hidden_size ({config.hidden_size}) must be a multiple of num_attention_heads "
+            f"({config.num_attention_heads})."
+        )
+    if config.image_size % config.patch_size != 0:
+        raise ValueError(
+            f"image_size ({config.image_size}) must be a multiple of patch_size ({config.patch_size})."
+        )
+    if config.num_frames < 1:
+        raise ValueError(f"num_frames must be >= 1, got {config.num_frames}.")
 
 
 @strict
@@ -102,11 +118,7 @@ class EVA02ATVisionConfig(PreTrainedConfig):
 
     def validate_architecture(self) -> None:
         """Reject unknown option values and shapes RoPE cannot use, naming the offending field."""
-        if self.hidden_size % self.num_attention_heads != 0:
-            raise ValueError(
-                f"hidden_size ({self.hidden_size}) must be a multiple of num_attention_heads "
-                f"({self.num_attention_heads})."
-            )
+        validate_video_tower(self)
         head_dim = self.hidden_size // self.num_attention_heads
         if head_dim % 4 != 0:
             raise ValueError(f"The head dimension ({head_dim}) must be divisible by 4 for the 2D RoPE.")
@@ -121,12 +133,6 @@ class EVA02ATVisionConfig(PreTrainedConfig):
             raise ValueError(
                 f"temporal_rope_positions={self.temporal_rope_positions!r} is not one of {TEMPORAL_ROPE_POSITIONS}."
             )
-        if self.image_size % self.patch_size != 0:
-            raise ValueError(
-                f"image_size ({self.image_size}) must be a multiple of patch_size ({self.patch_size})."
-            )
-        if self.num_frames < 1:
-            raise ValueError(f"num_frames must be >= 1, got {self.num_frames}.")
         if self.temporal_rope_reference_frames is not None and self.temporal_rope_reference_frames < 1:
             raise ValueError(
                 f"temporal_rope_reference_frames must be >= 1 or None, got {self.temporal_rope_reference_frames}."
@@ -136,6 +142,68 @@ class EVA02ATVisionConfig(PreTrainedConfig):
     def uses_learnable_temporal_embedding(self) -> bool:
         """Whether the tower holds the learnable temporal embedding P_t of Eq. 7."""
         return self.temporal_position_encoding in ("learnable", "learnable+rope")
+
+
+@strict
+class EVA02ATViTVisionConfig(PreTrainedConfig):
+    r"""Configuration of [`EVA02ATViTVisionModel`], the CLIP ViT video encoder of AVION: the paper's ViT baseline
+    (Tables I, III, IV and V) and the backbone of the authors' AVION starting checkpoints.
+
+    Per-frame (1 x p x p) patch embedding without bias, learnable spatial positions P_xy plus a zero-initialised
+    learnable temporal embedding P_t (resampled to other frame counts like EVA02-AT's), `ln_pre`, pre-LN CLIP
+    blocks (fused q/k/v of the checkpoints split into biased `q_proj` / `k_proj` / `v_proj`, a 4x MLP, no RoPE)
+    with joint attention over all frames, `ln_post` on the CLS token. Defaults are AVION's `CLIP_VITB16`.
+
+    The second backbone is a sibling vision model class with its own config (not a `backbone` field of
+    [`EVA02ATVisionConfig`]): the two towers share no block, so one class with a switch would carry fields that
+    mean nothing for the other (RoPE, SwiGLU sizes) and a forward pass with two paths. [`EVA02ATConfig`] picks the
+    tower from `vision_config["model_type"]`.
+
+    Args:
+        hidden_size (`int`): width D (768 for ViT-B/16, 1024 for ViT-L/14).
+        intermediate_size (`int`): MLP hidden width (4 D).
+        num_hidden_layers (`int`): number of blocks.
+        num_attention_heads (`int`): attention heads (head size 64 in CLIP and AVION).
+        num_channels (`int`): input channels.
+        image_size (`int`): square input resolution in pixels.
+        patch_size (`int`): side p of the 1 x p x p patch embedding.
+        num_frames (`int`): T, the number of frames P_t is sized for; other frame counts interpolate P_t.
+        hidden_act (`str`): MLP activation. `"gelu"` (default) for checkpoints trained with AVION's code (its
+            `VisionTransformer` and `TextTransformer` use `nn.GELU`, also when they start from OpenAI weights),
+            and for open_clip's `ViT-B-16` / `ViT-L-14` models trained by LAION; `"quick_gelu"` for OpenAI's
+            CLIP weights (OpenAI's `clip/model.py`, open_clip's `*-quickgelu` models and `pretrained="openai"`).
+        layer_norm_eps (`float`): epsilon of every LayerNorm: 1e-6 in AVION's vision tower, 1e-5 in OpenAI CLIP and
+            open_clip.
+        attention_dropout (`float`): dropout on attention probabilities.
+        initializer_range (`float`): std of the truncated-normal weight initialisation.
+    """
+
+    model_type = "eva02at_vit_vision_model"
+    base_config_key = "vision_config"
+
+    hidden_size: int = 768
+    intermediate_size: int = 3072
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    num_channels: int = 3
+    image_size: int = 224
+    patch_size: int = 16
+    num_frames: int = 16
+    hidden_act: str = "gelu"
+    layer_norm_eps: float = 1e-6
+    attention_dropout: float = 0.0
+    initializer_range: float = 0.02
+
+    def validate_architecture(self) -> None:
+        """Reject shapes the tower cannot build and unknown activations, naming the offending field."""
+        validate_video_tower(self)
+        if self.hidden_act not in ACT2FN:
+            raise ValueError(f"hidden_act={self.hidden_act!r} is not a transformers activation (ACT2FN).")
+
+    @property
+    def uses_learnable_temporal_embedding(self) -> bool:
+        """The ViT always holds P_t (AVION's `temporal_embedding`)."""
+        return True
 
 
 @strict
@@ -162,7 +230,10 @@ class EVA02ATConfig(PreTrainedConfig):
     r"""Configuration of [`EVA02ATForVideoTextRetrieval`]: video tower + text tower + projections.
 
     Args:
-        vision_config (`dict` or [`EVA02ATVisionConfig`]): the video encoder.
+        vision_config (`dict`, [`EVA02ATVisionConfig`] or [`EVA02ATViTVisionConfig`]): the video encoder. A dict
+            builds the EVA02-AT tower unless its `model_type` is `"eva02at_vit_vision_model"` (the CLIP ViT
+            baseline). The video projection has a bias with the EVA02 tower (EVA02-CLIP's timm `head` and the
+            authors' `head`) and none with the ViT (CLIP's `proj`, AVION's `image_projection`).
         text_config (`dict` or [`EVA02ATTextConfig`]): the text encoder.
         projection_dim (`int`): dimension of the joint embedding space. The paper uses 256 (Sec. V-A); a
             checkpoint converted from EVA02-CLIP keeps the CLIP projection (512 for B, 768 for L) so that it
@@ -185,12 +256,23 @@ class EVA02ATConfig(PreTrainedConfig):
         custom_pipelines = pipelines_not_registered(kwargs.pop("custom_pipelines", None))
         if custom_pipelines:
             kwargs["custom_pipelines"] = custom_pipelines
+        if (
+            isinstance(self.vision_config, dict)
+            and self.vision_config.get("model_type") == EVA02ATViTVisionConfig.model_type
+        ):
+            self.vision_config = EVA02ATViTVisionConfig(**self.vision_config)
         super().__post_init__(**kwargs)
+
+    @property
+    def uses_vit_backbone(self) -> bool:
+        """Whether the video tower is the CLIP ViT baseline (AVION) rather than EVA02-AT."""
+        return isinstance(self.vision_config, EVA02ATViTVisionConfig)
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> EVA02ATConfig:
-        """Build a named configuration offline: `"eva02at-b"`, `"eva02at-l"` (the paper's sizes) or
-        `"eva02at-tiny"` (a few-hundred-thousand-parameter model for tests, demos and CPU runs).
+        """Build a named configuration offline: `"eva02at-b"`, `"eva02at-l"` (the paper's sizes), the CLIP ViT
+        baselines `"vit-b"` (ViT-B/16) and `"vit-l"` (ViT-L/14), or `"eva02at-tiny"` / `"vit-tiny"` (a
+        few-hundred-thousand-parameter model for tests, demos and CPU runs).
 
         `overrides` replace top-level fields; `vision_config` / `text_config` dicts update the preset's.
         """
@@ -262,6 +344,65 @@ PRESETS: dict[str, dict[str, Any]] = {
         },
         "projection_dim": 32,
     },
+    # The paper's CLIP ViT baselines (AVION's CLIP_VITB16 / CLIP_VITL14 with 256-d projections): open_clip's
+    # ViT-B-16 (86M vision + 63M text) and ViT-L-14 (304M + 124M) towers.
+    "vit-b": {
+        "vision_config": {
+            "model_type": EVA02ATViTVisionConfig.model_type,
+            "hidden_size": 768,
+            "intermediate_size": 3072,
+            "num_hidden_layers": 12,
+            "num_attention_heads": 12,
+            "patch_size": 16,
+            "image_size": 224,
+            "num_frames": 16,
+        },
+        "text_config": {
+            "hidden_size": 512,
+            "intermediate_size": 2048,
+            "num_hidden_layers": 12,
+            "num_attention_heads": 8,
+        },
+        "projection_dim": 256,
+    },
+    "vit-l": {
+        "vision_config": {
+            "model_type": EVA02ATViTVisionConfig.model_type,
+            "hidden_size": 1024,
+            "intermediate_size": 4096,
+            "num_hidden_layers": 24,
+            "num_attention_heads": 16,
+            "patch_size": 14,
+            "image_size": 224,
+            "num_frames": 16,
+        },
+        "text_config": {
+            "hidden_size": 768,
+            "intermediate_size": 3072,
+            "num_hidden_layers": 12,
+            "num_attention_heads": 12,
+        },
+        "projection_dim": 256,
+    },
+    "vit-tiny": {
+        "vision_config": {
+            "model_type": EVA02ATViTVisionConfig.model_type,
+            "hidden_size": 64,
+            "intermediate_size": 256,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "patch_size": 8,
+            "image_size": 32,
+            "num_frames": 8,
+        },
+        "text_config": {
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+        },
+        "projection_dim": 32,
+    },
 }
 
-__all__ = ["EVA02ATConfig", "EVA02ATTextConfig", "EVA02ATVisionConfig", "PRESETS"]
+__all__ = ["EVA02ATConfig", "EVA02ATTextConfig", "EVA02ATViTVisionConfig", "EVA02ATVisionConfig", "PRESETS"]

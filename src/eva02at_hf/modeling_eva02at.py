@@ -1,5 +1,6 @@
-"""EVA02-AT: the EVA02-CLIP image transformer turned into a video encoder (paper Sec. IV-A), and the
-video-text retrieval model built on it with transformers' CLIP text tower.
+"""EVA02-AT: the EVA02-CLIP image transformer turned into a video encoder (paper Sec. IV-A), the paper's CLIP ViT
+baseline video encoder (AVION), and the video-text retrieval model built on either with transformers' CLIP text
+tower.
 
 Shapes: B batch, T frames, h x w patch grid, N = h * w patches per frame, L = 1 + T * N tokens, D width.
 """
@@ -17,12 +18,12 @@ from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, PreTrainedModel
-from transformers.models.clip.modeling_clip import CLIPTextModel
+from transformers.models.clip.modeling_clip import CLIPAttention, CLIPEncoderLayer, CLIPTextModel
 from transformers.utils import ModelOutput, logging
 from transformers.utils.generic import merge_with_config_defaults
 from transformers.utils.output_capturing import capture_outputs
 
-from .configuration_eva02at import EVA02ATConfig, EVA02ATVisionConfig
+from .configuration_eva02at import EVA02ATConfig, EVA02ATVisionConfig, EVA02ATViTVisionConfig
 from .rope import (
     angles_to_sincos,
     apply_rope,
@@ -88,6 +89,18 @@ def resample_temporal_position_embedding(temporal_embedding: torch.Tensor, num_f
     return resized.transpose(1, 2).to(temporal_embedding.dtype)
 
 
+def as_clips(pixel_values: torch.Tensor, num_channels: int) -> torch.Tensor:
+    """(B, T, C, H, W) clips pass through, (B, C, H, W) images become one-frame clips; other shapes are an error."""
+    if pixel_values.ndim == 4:
+        pixel_values = pixel_values.unsqueeze(1)
+    if pixel_values.ndim != 5 or pixel_values.shape[2] != num_channels:
+        raise ValueError(
+            f"pixel_values must have shape (batch, frames, {num_channels}, height, width) or "
+            f"(batch, {num_channels}, height, width); got {tuple(pixel_values.shape)}."
+        )
+    return pixel_values
+
+
 class EVA02ATVisionEmbeddings(nn.Module):
     """Tube patch embedding, CLS token and the learnable position embeddings of Eq. 7.
 
@@ -96,12 +109,16 @@ class EVA02ATVisionEmbeddings(nn.Module):
     resamples the parameters themselves (used when a checkpoint is loaded at another size).
     """
 
-    def __init__(self, config: EVA02ATVisionConfig) -> None:
+    def __init__(self, config: EVA02ATVisionConfig | EVA02ATViTVisionConfig, patch_bias: bool = True) -> None:
         super().__init__()
         self.config = config
         patch, grid = config.patch_size, config.image_size // config.patch_size
         self.patch_embedding = nn.Conv3d(
-            config.num_channels, config.hidden_size, kernel_size=(1, patch, patch), stride=(1, patch, patch)
+            config.num_channels,
+            config.hidden_size,
+            kernel_size=(1, patch, patch),
+            stride=(1, patch, patch),
+            bias=patch_bias,
         )
         self.class_embedding = nn.Parameter(torch.zeros(1, 1, config.hidden_size))
         self.position_embedding = nn.Parameter(torch.zeros(1, 1 + grid * grid, config.hidden_size))
@@ -138,8 +155,7 @@ class EVA02ATVisionEmbeddings(nn.Module):
         return torch.cat([cls_token, patches.flatten(1, 2)], dim=1), grid_size
 
     def resize(self, num_frames: int | None = None, image_size: int | None = None) -> None:
-        """Resample P_t to `num_frames` and P_xy to `image_size` in place (and update the config; `rescaled`
-        temporal RoPE keeps referring to the frame count the weights were trained at)."""
+        """Resample P_t to `num_frames` and P_xy to `image_size` in place, and update the config."""
         config = self.config
         if num_frames is not None and num_frames < 1:
             raise ValueError(f"num_frames must be >= 1, got {num_frames}.")
@@ -147,8 +163,6 @@ class EVA02ATVisionEmbeddings(nn.Module):
             raise ValueError(
                 f"image_size must be a positive multiple of patch_size ({config.patch_size}), got {image_size}."
             )
-        if num_frames is not None and config.temporal_rope_positions == "rescaled":
-            config.temporal_rope_reference_frames = config.temporal_rope_reference_frames or config.num_frames
         if num_frames is not None and self.temporal_embedding is not None:
             resized = resample_temporal_position_embedding(self.temporal_embedding.data, num_frames)
             self.temporal_embedding = nn.Parameter(resized)
@@ -337,8 +351,10 @@ class EVA02ATPreTrainedModel(PreTrainedModel):
         self, num_frames: int | None = None, image_size: int | None = None
     ) -> None:
         """Resample the learnable position embeddings to a new frame count and/or image size, in place."""
-        vision_model = self if isinstance(self, EVA02ATVisionModel) else self.vision_model
-        vision_model.embeddings.resize(num_frames=num_frames, image_size=image_size)
+        if hasattr(self, "vision_model"):
+            self.vision_model.resize_position_embeddings(num_frames=num_frames, image_size=image_size)
+        else:
+            self.embeddings.resize(num_frames=num_frames, image_size=image_size)
 
     def _init_weights(self, module: nn.Module) -> None:
         config = self.config
@@ -380,6 +396,16 @@ class EVA02ATVisionModel(EVA02ATPreTrainedModel):
     def get_input_embeddings(self) -> nn.Module:
         return self.embeddings.patch_embedding
 
+    def resize_position_embeddings(
+        self, num_frames: int | None = None, image_size: int | None = None
+    ) -> None:
+        """Resample P_t / P_xy in place; `rescaled` temporal RoPE keeps referring to the frame count the weights
+        were trained at."""
+        config = self.config
+        if num_frames is not None and num_frames >= 1 and config.temporal_rope_positions == "rescaled":
+            config.temporal_rope_reference_frames = config.temporal_rope_reference_frames or config.num_frames
+        self.embeddings.resize(num_frames=num_frames, image_size=image_size)
+
     @merge_with_config_defaults
     @capture_outputs(tie_last_hidden_states=False)
     def forward(self, pixel_values: torch.Tensor, **kwargs: Any) -> BaseModelOutputWithPooling:
@@ -392,13 +418,7 @@ class EVA02ATVisionModel(EVA02ATPreTrainedModel):
             `last_hidden_state` (B, 1 + T * N, D) after the final LayerNorm, `pooler_output` (B, D) its CLS token;
             `hidden_states` / `attentions` when `output_hidden_states` / `output_attentions` are set.
         """
-        if pixel_values.ndim == 4:
-            pixel_values = pixel_values.unsqueeze(1)
-        if pixel_values.ndim != 5 or pixel_values.shape[2] != self.config.num_channels:
-            raise ValueError(
-                f"pixel_values must have shape (batch, frames, {self.config.num_channels}, height, width) or "
-                f"(batch, {self.config.num_channels}, height, width); got {tuple(pixel_values.shape)}."
-            )
+        pixel_values = as_clips(pixel_values, self.config.num_channels)
         hidden_states, grid_size = self.embeddings(pixel_values)
         rope = self.rotary_embedding(pixel_values.shape[1], grid_size, hidden_states.device)
         for layer in self.layers:
@@ -409,10 +429,55 @@ class EVA02ATVisionModel(EVA02ATPreTrainedModel):
         )
 
 
-class EVA02ATForVideoTextRetrieval(EVA02ATPreTrainedModel):
-    """EVA02-AT dual encoder: video tower + CLIP text tower, each projected to `projection_dim` and L2-normalised.
+class EVA02ATViTVisionModel(EVA02ATPreTrainedModel):
+    """The CLIP ViT video encoder of AVION (the paper's ViT baseline): joint attention over all T * N patches of a
+    clip in transformers' CLIP blocks, pooled at the CLS token."""
 
-    The vision projection has a bias (EVA02-CLIP's timm head), the text projection does not (CLIP).
+    config: EVA02ATViTVisionConfig
+    main_input_name = "pixel_values"
+    input_modalities = ("video",)
+    base_model_prefix = "vision_model"
+    _can_record_outputs = {"hidden_states": CLIPEncoderLayer, "attentions": CLIPAttention}
+
+    def __init__(self, config: EVA02ATViTVisionConfig) -> None:
+        super().__init__(config)
+        self.embeddings = EVA02ATVisionEmbeddings(config, patch_bias=False)
+        self.pre_layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.layers = nn.ModuleList([CLIPEncoderLayer(config) for _ in range(config.num_hidden_layers)])
+        self.post_layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.embeddings.patch_embedding
+
+    @merge_with_config_defaults
+    @capture_outputs(tie_last_hidden_states=False)
+    def forward(self, pixel_values: torch.Tensor, **kwargs: Any) -> BaseModelOutputWithPooling:
+        """Encode clips.
+
+        Args:
+            pixel_values: (B, T, C, H, W) clips, or (B, C, H, W) images (one frame).
+
+        Returns:
+            `last_hidden_state` (B, 1 + T * N, D) from the last block (before `ln_post`, as in CLIP), and
+            `pooler_output` (B, D), the CLS token after `ln_post`.
+        """
+        pixel_values = as_clips(pixel_values, self.config.num_channels)
+        hidden_states, _ = self.embeddings(pixel_values)
+        hidden_states = self.pre_layernorm(hidden_states)
+        for layer in self.layers:
+            hidden_states = layer(hidden_states, None, **kwargs)
+        return BaseModelOutputWithPooling(
+            last_hidden_state=hidden_states, pooler_output=self.post_layernorm(hidden_states[:, 0])
+        )
+
+
+class EVA02ATForVideoTextRetrieval(EVA02ATPreTrainedModel):
+    """EVA02-AT dual encoder: video tower (EVA02-AT, or the CLIP ViT baseline) + CLIP text tower, each projected to
+    `projection_dim` and L2-normalised.
+
+    The vision projection has a bias with the EVA02 tower (EVA02-CLIP's timm head) and none with the ViT (CLIP's
+    `proj`); the text projection has none (CLIP).
     """
 
     config: EVA02ATConfig
@@ -420,9 +485,12 @@ class EVA02ATForVideoTextRetrieval(EVA02ATPreTrainedModel):
 
     def __init__(self, config: EVA02ATConfig) -> None:
         super().__init__(config)
-        self.vision_model = EVA02ATVisionModel._from_config(config.vision_config)
+        vision_class = EVA02ATViTVisionModel if config.uses_vit_backbone else EVA02ATVisionModel
+        self.vision_model = vision_class._from_config(config.vision_config)
         self.text_model = CLIPTextModel._from_config(config.text_config)
-        self.visual_projection = nn.Linear(config.vision_config.hidden_size, config.projection_dim)
+        self.visual_projection = nn.Linear(
+            config.vision_config.hidden_size, config.projection_dim, bias=not config.uses_vit_backbone
+        )
         self.text_projection = nn.Linear(config.text_config.hidden_size, config.projection_dim, bias=False)
         self.logit_scale = nn.Parameter(torch.tensor(config.logit_scale_init_value))
         self.post_init()
@@ -507,5 +575,6 @@ __all__ = [
     "EVA02ATForVideoTextRetrieval",
     "EVA02ATPreTrainedModel",
     "EVA02ATRetrievalOutput",
+    "EVA02ATViTVisionModel",
     "EVA02ATVisionModel",
 ]
