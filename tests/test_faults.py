@@ -18,9 +18,11 @@ from typing import Any
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
+from eva02at_hf.cli import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, main
 from eva02at_hf.data import synthetic
+from eva02at_hf.features import FeatureExtractor
 from eva02at_hf.reliability import NonFiniteError
 from eva02at_hf.training import (
     EK100Split,
@@ -31,6 +33,7 @@ from eva02at_hf.training import (
     load_model_and_processor,
 )
 from eva02at_hf.training.loop import checkpoint_steps, latest_checkpoint
+from eva02at_hf.video_io import VideoDecodeError, read_clip
 
 # ------------------------------------------------------------------------------------------------- the table
 
@@ -68,15 +71,22 @@ def _digest(path: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory) -> dict:
-    """A synthetic EK-100 set and a finished 4-update run (checkpoints after updates 2 and 4, and ``last/``)."""
+    """A synthetic EK-100 set (the other shared pieces are built on first use)."""
     root = tmp_path_factory.mktemp("faults")
     synthetic.generate(root / "data", num_clips=16, seed=3, test_fraction=0.25)
     cache = root / "cache"
     train = EK100Split(root / "data", root / "data" / "videos", "train", cache, datasets_cache_dir=str(cache))
-    run = root / "run"
-    _trainer(train, run, max_steps=4, checkpointing_steps=2).train()
-    assert checkpoint_steps(str(run)) == [2, 4]
-    return {"root": root, "train": train, "run": run}
+    return {"root": root, "train": train}
+
+
+def _base_run(shared: dict) -> Path:
+    """A finished 4-update run (checkpoints after updates 2 and 4, and ``last/``), trained once."""
+    if "run" not in shared:
+        run = shared["root"] / "run"
+        _trainer(shared["train"], run, max_steps=4, checkpointing_steps=2).train()
+        assert checkpoint_steps(str(run)) == [2, 4]
+        shared["run"] = run
+    return shared["run"]
 
 
 def _trainer(
@@ -118,7 +128,7 @@ def _nan_from_update(first: int, count: int = 10**9) -> Callable:
 
 def _copy_run(tmp: Path, shared: dict) -> dict:
     run = tmp / "run"
-    shutil.copytree(shared["run"], run)
+    shutil.copytree(_base_run(shared), run)
     return {"run": run, "step_2": run / "checkpoints" / "step_2", "step_4": run / "checkpoints" / "step_4"}
 
 
@@ -356,7 +366,375 @@ TRAINING: list[Fault] = [
     ),
 ]
 
-FAULTS: list[Fault] = [*TRAINING]
+
+# -------------------------------------------------------------------------------- extraction and search rows
+
+
+def _workspace(shared: dict) -> dict:
+    """A saved tiny model (+ processor), its videos and texts, and a finished extraction (built once)."""
+    if "features" not in shared:
+        root = shared["root"]
+        torch.manual_seed(0)
+        model, processor = load_model_and_processor(None, num_frames=2)
+        model.save_pretrained(root / "model")
+        processor.save_pretrained(root / "model")
+        (root / "texts.txt").write_text("move the red square\ngrow the blue circle\nshrink the triangle\n")
+        shared.update(model=root / "model", videos=root / "data" / "videos", texts=root / "texts.txt")
+        assert _cli(shared, "extract", "--output_dir", str(root / "features")) == EXIT_OK
+        shared["features"] = root / "features"
+    return shared
+
+
+def _cli(ctx: dict, command: str, *argv: str) -> int:
+    """``eva02at <command>`` in-process, with the workspace's model / videos / texts for extract."""
+    if command == "extract":
+        inputs = ("--model", str(ctx["model"]), "--videos", str(ctx["videos"]), "--texts", str(ctx["texts"]))
+        argv = (*inputs, "--shard_size", "2", "--num_frames", "2", "--no_progress", *argv)
+    return main([command, *argv])
+
+
+def _features_copy(tmp: Path, shared: dict) -> dict:
+    ctx = dict(_workspace(shared))
+    ctx["features"] = tmp / "features"
+    shutil.copytree(shared["features"], ctx["features"])
+    ctx["shard"] = ctx["features"] / "video-00000.safetensors"
+    return ctx
+
+
+def _with_features(edit: Callable[[dict], None]) -> Callable[[Path, dict], dict]:
+    def setup(tmp: Path, shared: dict) -> dict:
+        ctx = _features_copy(tmp, shared)
+        edit(ctx)
+        return ctx
+
+    return setup
+
+
+def _nan_in_shard(ctx: dict) -> None:
+    tensors = load_file(ctx["shard"])
+    tensors["embeddings"][1, 0] = float("nan")
+    save_file(tensors, ctx["shard"])
+
+
+def _search(*extra: str) -> Callable[[dict], int]:
+    return lambda ctx: _cli(ctx, "search", "--features", str(ctx["features"]), "--query", "red", *extra)
+
+
+def _interrupted_overwrite(ctx: dict) -> int:
+    """``extract --overwrite`` with other texts, interrupted (Ctrl-C) after its first shard; then ``search``."""
+    (ctx["features"].parent / "other.txt").write_text("a\nb\nc\nd\n")
+    real = FeatureExtractor.embed_texts
+    calls = []
+
+    def interrupted(self, texts):
+        calls.append(1)
+        if len(calls) > 1:
+            raise KeyboardInterrupt
+        return real(self, texts)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(FeatureExtractor, "embed_texts", interrupted)
+        code = _cli(
+            {**ctx, "texts": ctx["features"].parent / "other.txt"},
+            "extract",
+            "--output_dir",
+            str(ctx["features"]),
+            "--overwrite",
+        )
+    assert code == EXIT_INTERRUPTED
+    assert (
+        not (ctx["features"] / "videos.parquet").exists() and not (ctx["features"] / "failed.json").exists()
+    )
+    return _search()(ctx)
+
+
+def _stale_index(ctx: dict) -> None:
+    """The texts index of another extraction run dropped into the folder."""
+    other = ctx["features"].parent / "other"
+    (ctx["features"].parent / "two.txt").write_text("one\ntwo\n")
+    FeatureExtractor(*load_model_and_processor(str(ctx["model"])), num_frames=2, progress=False).run(
+        other, texts=["one", "two"]
+    )
+    shutil.copy(other / "texts.parquet", ctx["features"] / "texts.parquet")
+
+
+def _nan_embedding_model(ctx: dict) -> None:
+    model, processor = load_model_and_processor(str(ctx["model"]))
+    real = model.get_text_features
+
+    def broken(*args, **kwargs):
+        out = real(*args, **kwargs)
+        embeds = out if isinstance(out, torch.Tensor) else out.pooler_output
+        embeds[0, 0] = float("nan")
+        return out
+
+    model.get_text_features = broken
+    ctx["out"] = ctx["features"].parent / "nan-features"
+    FeatureExtractor(model, processor, num_frames=2, progress=False).run(ctx["out"], texts=["a", "b"])
+
+
+def _other_weights(ctx: dict) -> int:
+    torch.manual_seed(1)
+    model, processor = load_model_and_processor(None, num_frames=2)  # same dimensions, other weights
+    model.save_pretrained(ctx["features"].parent / "other-model")
+    processor.save_pretrained(ctx["features"].parent / "other-model")
+    ctx["other"] = ctx["features"].parent / "other-model"
+    return _search("--model", str(ctx["other"]))(ctx)
+
+
+def _broken_model(edit: Callable[[dict[str, torch.Tensor]], None]) -> Callable[[Path, dict], dict]:
+    """Setup: a copy of the workspace model whose weights ``edit`` changed in place."""
+
+    def setup(tmp: Path, shared: dict) -> dict:
+        ctx = dict(_workspace(shared))
+        ctx["model"] = tmp / "model"
+        shutil.copytree(shared["model"], ctx["model"])
+        weights = load_file(ctx["model"] / "model.safetensors")
+        edit(weights)
+        save_file(weights, ctx["model"] / "model.safetensors", metadata={"format": "pt"})
+        ctx["out"] = tmp / "features"
+        return ctx
+
+    return setup
+
+
+NAMED_WEIGHT = "text_model.final_layer_norm.weight"
+
+
+def _set_nan(weights: dict) -> None:
+    weights[NAMED_WEIGHT][3] = float("nan")
+
+
+def _as_int(weights: dict) -> None:
+    weights[NAMED_WEIGHT] = weights[NAMED_WEIGHT].long()
+
+
+def _drop(weights: dict) -> None:
+    del weights[NAMED_WEIGHT]
+
+
+def _extract_into_out(ctx: dict) -> int:
+    return _cli(ctx, "extract", "--output_dir", str(ctx["out"]))
+
+
+def _no_output(ctx: dict) -> None:
+    assert not ctx["out"].exists()
+
+
+def _video(shared: dict) -> Path:
+    return sorted(_workspace(shared)["videos"].glob("*.mp4"))[0]
+
+
+def _read_window(start: Any, end: Any) -> Callable[[dict], Any]:
+    return lambda ctx: read_clip(ctx["video"], start, end, 2)
+
+
+def _video_ctx(tmp: Path, shared: dict) -> dict:
+    return {"video": _video(shared)}
+
+
+def _processor_skip(ctx: dict) -> None:
+    """The processor with ``on_error="skip"``: bad windows are counted skips, the good clip is kept."""
+    _, processor = load_model_and_processor(None, num_frames=2)
+    video = str(ctx["video"])
+    out = processor.video_processor(
+        [video] * 5, start_time=[0.0, 10.0, float("nan"), 0.0, 0.0], end_time=[0.5, 20.0, 1.0, float("inf"), -1.0],
+        on_error="skip", num_frames=2,
+    )  # fmt: skip
+    assert len(out["pixel_values"]) == 1 and list(out["failed_indices"]) == [1, 2, 3, 4]
+
+
+def _overhang(ctx: dict) -> None:
+    frames = read_clip(ctx["video"], 0.0, 3600.0, 4)
+    assert frames.shape[0] == 4
+
+
+def _csv_with_nan_window(ctx: dict) -> int:
+    csv = ctx["features"].parent / "clips.csv"
+    csv.write_text(f"path,start,end,id\n{ctx['video']},0,0.5,good\n{ctx['video']},nan,1,bad\n")
+    ctx["out"] = ctx["features"].parent / "csv-features"
+    return main(["extract", "--model", str(ctx["model"]), "--videos", str(csv), "--output_dir",
+                 str(ctx["out"]), "--num_frames", "2", "--no_progress"])  # fmt: skip
+
+
+def _failed_listed(ctx: dict) -> None:
+    failed = json.loads((ctx["out"] / "failed.json").read_text())
+    assert [f["id"] for f in failed] == ["bad"] and "not finite" in failed[0]["error"]
+
+
+def _rerun_reuses(ctx: dict) -> int:
+    return _cli(ctx, "extract", "--output_dir", str(ctx["features"]))
+
+
+EXTRACTION: list[Fault] = [
+    Fault(
+        "extract-overwrite-interrupted-then-search",
+        "silently wrong",
+        _features_copy,
+        _interrupted_overwrite,
+        exit_code=EXIT_USAGE,
+        names=("{features}/videos.parquet", "did not finish"),
+    ),
+    Fault(
+        "search-index-of-another-run",
+        "silently wrong",
+        _with_features(_stale_index),
+        lambda ctx: _cli(
+            ctx, "search", "--features", str(ctx["features"]), "--query-video", str(ctx["videos"])
+        ),
+        exit_code=EXIT_USAGE,
+        names=("{features}/texts.parquet", "another extraction run"),
+        kept=("{features}",),
+    ),
+    Fault(
+        "nan-embeddings-refused-when-written",
+        "silently wrong",
+        _features_copy,
+        _nan_embedding_model,
+        raises=NonFiniteError,
+        names=("{out}/text-00000.safetensors", "rows [0]"),
+        check=lambda ctx: (
+            not list(ctx["out"].glob("*.safetensors")) or pytest.fail("a NaN shard was written")
+        ),
+    ),
+    Fault(
+        "nan-embeddings-refused-when-loaded",
+        "silently wrong",
+        _with_features(_nan_in_shard),
+        _search(),
+        exit_code=EXIT_USAGE,
+        names=("{shard}", "NaN"),
+        kept=("{features}",),
+    ),
+    Fault(
+        "search-truncated-shard",
+        "unclear error",
+        _with_features(lambda ctx: ctx["shard"].write_bytes(ctx["shard"].read_bytes()[:200])),
+        _search(),
+        exit_code=EXIT_USAGE,
+        names=("{shard}", "truncated or corrupt"),
+        kept=("{features}",),
+    ),
+    Fault(
+        "search-corrupt-manifest",
+        "unclear error",
+        _with_features(lambda ctx: (ctx["features"] / "manifest.json").write_text('{"version": 1, "fin')),
+        _search(),
+        exit_code=EXIT_USAGE,
+        names=("{features}/manifest.json", "corrupt"),
+        kept=("{features}",),
+    ),
+    Fault(
+        "extract-over-a-corrupt-manifest",
+        "unclear error",
+        _with_features(lambda ctx: (ctx["features"] / "manifest.json").write_text("\x00\x01")),
+        lambda ctx: _cli(ctx, "extract", "--output_dir", str(ctx["features"])),
+        exit_code=EXIT_USAGE,
+        names=("{features}/manifest.json", "--overwrite"),
+        kept=("{features}",),
+    ),
+    Fault(
+        "search-with-other-weights-of-the-same-dimension",
+        "silently wrong",
+        _features_copy,
+        _other_weights,
+        exit_code=EXIT_USAGE,
+        names=("--model", "{other}", "not the model"),
+        kept=("{features}",),
+    ),
+    Fault(
+        "search-empty-query",
+        "silently wrong",
+        _features_copy,
+        lambda ctx: _cli(ctx, "search", "--features", str(ctx["features"]), "--query", "  "),
+        exit_code=EXIT_USAGE,
+        names=("--query", "empty"),
+        kept=("{features}",),
+    ),
+    Fault(
+        "load-model-with-nan-weights",
+        "silently wrong",
+        _broken_model(_set_nan),
+        _extract_into_out,
+        exit_code=EXIT_USAGE,
+        names=("--model", "{model}", NAMED_WEIGHT, "NaN"),
+        kept=("{model}",),
+        check=_no_output,
+    ),
+    Fault(
+        "load-model-with-integer-weights",
+        "silently wrong",
+        _broken_model(_as_int),
+        _extract_into_out,
+        exit_code=EXIT_USAGE,
+        names=("{model}", NAMED_WEIGHT, "I64"),
+        kept=("{model}",),
+        check=_no_output,
+    ),
+    Fault(
+        "load-model-with-missing-tensors",
+        "silently wrong",
+        _broken_model(_drop),
+        _extract_into_out,
+        exit_code=EXIT_USAGE,
+        names=("{model}", "missing keys", NAMED_WEIGHT),
+        kept=("{model}",),
+        check=_no_output,
+    ),
+    Fault(
+        "window-starting-after-the-last-frame",
+        "silently wrong",
+        _video_ctx,
+        _read_window(3600.0, None),
+        raises=VideoDecodeError,
+        names=("{video}", "after the video's last frame"),
+    ),
+    Fault(
+        "window-start-nan",
+        "unclear error",
+        _video_ctx,
+        _read_window(float("nan"), 1.0),
+        raises=VideoDecodeError,
+        names=("{video}", "start nan is not finite"),
+    ),  # fmt: skip
+    Fault(
+        "window-end-inf",
+        "unclear error",
+        _video_ctx,
+        _read_window(0.0, float("inf")),
+        raises=VideoDecodeError,
+        names=("{video}", "end inf is not finite"),
+    ),  # fmt: skip
+    Fault(
+        "window-end-negative",
+        "unclear error",
+        _video_ctx,
+        _read_window(None, -1.0),
+        raises=VideoDecodeError,
+        names=("{video}", "end -1.0 must be >= 0"),
+    ),  # fmt: skip
+    Fault("processor-bad-windows-are-counted-skips", "silently wrong", _video_ctx, _processor_skip),
+    Fault("window-overhanging-the-end-is-clamped", "already held", _video_ctx, _overhang),
+    Fault(
+        "extract-csv-with-a-nan-window",
+        "unclear error",
+        lambda tmp, shared: {**_features_copy(tmp, shared), "video": _video(shared)},
+        _csv_with_nan_window,
+        exit_code=EXIT_PARTIAL,
+        names=("bad", "not finite"),
+        check=_failed_listed,
+    ),
+    Fault(
+        "extract-rerun-reuses-finished-shards",
+        "already held",
+        _features_copy,
+        _rerun_reuses,
+        exit_code=EXIT_OK,
+        kept=("{features}/video-00000.safetensors", "{features}/text-00000.safetensors"),
+    ),
+]
+
+FAULTS: list[Fault] = [*TRAINING, *EXTRACTION]
 
 
 @pytest.mark.parametrize("fault", FAULTS, ids=[f.id for f in FAULTS])
@@ -371,8 +749,9 @@ def test_fault(fault: Fault, shared: dict, tmp_path: Path, capsys) -> None:
     else:
         result = fault.action(ctx)
         if fault.exit_code is not None:
-            assert result == fault.exit_code
-            message = capsys.readouterr().err
+            captured = capsys.readouterr()
+            assert result == fault.exit_code, captured.err
+            message = captured.err
     for name in fault.names:
         assert name.format(**ctx) in message, f"{name.format(**ctx)!r} not in {message!r}"
     for pattern, digest in kept.items():

@@ -78,6 +78,7 @@ def _load_model(model: str, device: str = "cpu", dtype: str = "float32") -> tupl
     """(model on ``device`` in ``dtype``, processor) from a saved / converted folder."""
     import torch
 
+    from .reliability import CheckpointLoadError
     from .training.models import load_model_and_processor
 
     if not Path(model).is_dir():
@@ -93,7 +94,10 @@ def _load_model(model: str, device: str = "cpu", dtype: str = "float32") -> tupl
         raise UsageError(
             f"--device {device}: no CUDA device is available (torch.cuda.is_available() is False)"
         )
-    network, processor = load_model_and_processor(model)
+    try:
+        network, processor = load_model_and_processor(model)
+    except CheckpointLoadError as err:
+        raise UsageError(f"--model: {err}") from None
     return network.to(device=device, dtype=getattr(torch, dtype)).eval(), processor
 
 
@@ -186,6 +190,7 @@ def _join_launched_processes(device: str, timeout_minutes: int) -> tuple[str, bo
 
 def run_extract(args: argparse.Namespace) -> int:
     from .features import FeatureExtractor, FingerprintMismatchError, read_text_list, read_video_list
+    from .reliability import NonFiniteError
 
     if args.videos is None and args.texts is None:
         raise UsageError("give --videos (a folder or a CSV list) and/or --texts (a file, one text per line)")
@@ -211,7 +216,9 @@ def run_extract(args: argparse.Namespace) -> int:
         result = extractor.run(
             args.output_dir, videos, texts, model_name=os.path.abspath(args.model), overwrite=args.overwrite
         )
-    except FingerprintMismatchError as err:
+    except NonFiniteError:
+        raise
+    except (FingerprintMismatchError, ValueError) as err:  # settings changed; a corrupt manifest or shard
         raise UsageError(str(err)) from None
     if not is_main:  # rank 0 reports for the whole run
         return EXIT_PARTIAL if result.failed else EXIT_OK
@@ -234,23 +241,41 @@ def run_extract(args: argparse.Namespace) -> int:
 
 def _query_texts(args: argparse.Namespace) -> list[str]:
     texts = list(args.query or [])
+    if any(not text.strip() for text in texts):
+        raise UsageError("--query: an empty query ranks nothing; give a text to search for")
     if args.query_file:
         from .features import read_text_list
 
         texts += read_text_list(_existing_file(args.query_file, "--query-file"))
+        if not texts:
+            raise UsageError(f"--query-file: {args.query_file} holds no query (only blank lines)")
     return texts
+
+
+def _check_same_weights(model: Any, model_path: str, manifest: dict[str, Any], features_dir: Path) -> None:
+    """Refuse a query model whose weights differ from those the features were extracted with."""
+    from .features import weights_digest
+
+    expected = manifest["fingerprint"].get("weights")
+    if expected is not None and weights_digest(model) != expected:
+        raise UsageError(
+            f"--model: {model_path} is not the model {features_dir} was extracted with "
+            f"({manifest.get('model_name')}, weights fingerprint {expected}); its queries would be ranked against "
+            "another embedding space. Search with that model, or extract again with this one"
+        )
 
 
 def run_search(args: argparse.Namespace) -> int:
     import torch
 
-    from .features import VideoItem, load_features, read_manifest
+    from .features import FingerprintMismatchError, VideoItem, load_features, read_manifest
+    from .reliability import check_finite
     from .search import faiss_available, search
 
     features_dir = _existing_dir(args.features, "--features")
     try:
         manifest = read_manifest(features_dir)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, ValueError) as err:
         raise UsageError(f"--features: {err}") from None
     texts = _query_texts(args)
     if bool(texts) == bool(args.query_video):
@@ -259,10 +284,14 @@ def run_search(args: argparse.Namespace) -> int:
         raise UsageError("--index faiss needs FAISS: pip install faiss-cpu (or eva02at-hf[search])")
     if args.show and not texts:
         raise UsageError("--show renders video hits: use it with text queries (--query / --query-file)")
-    try:
-        corpus = load_features(features_dir, "video" if texts else "text")
-    except FileNotFoundError as err:
-        raise UsageError(f"--features: {err}") from None
+
+    def features(kind: str) -> Any:
+        try:
+            return load_features(features_dir, kind)
+        except (FileNotFoundError, ValueError, FingerprintMismatchError) as err:  # incomplete / corrupt files
+            raise UsageError(f"--features: {err}") from None
+
+    corpus = features("video" if texts else "text")
     model_path = args.model or manifest.get("model_name")
     loaded: list[Any] = []
 
@@ -270,7 +299,7 @@ def run_search(args: argparse.Namespace) -> int:
         if not loaded:
             if not model_path:
                 raise UsageError("embedding the queries needs a model: pass --model")
-            loaded.extend(_load_model(model_path))
+            loaded.extend(_load_model(model_path, dtype=manifest.get("model_dtype", "float32")))
         return loaded[0], loaded[1]
 
     if texts:
@@ -282,7 +311,7 @@ def run_search(args: argparse.Namespace) -> int:
         labels = texts
     else:
         kind = "text"
-        videos = load_features(features_dir, "video") if (features_dir / "videos.parquet").is_file() else None
+        videos = features("video") if (features_dir / "videos.parquet").is_file() else None
         rows, labels = [], []
         for query in args.query_video:
             if videos is not None and query in videos.ids:
@@ -304,6 +333,7 @@ def run_search(args: argparse.Namespace) -> int:
                 )
             labels.append(query)
         queries = torch.stack(rows)
+    check_finite(queries, f"--model {model_path}: the query embeddings")
     if len(corpus.table) == 0:
         raise UsageError(f"--features: {features_dir} holds no {kind} embeddings to search")
     if queries.shape[-1] != corpus.embeddings.shape[-1]:
@@ -312,6 +342,8 @@ def run_search(args: argparse.Namespace) -> int:
             f"{corpus.embeddings.shape[-1]}-dimensional features (extracted with {manifest.get('model_name')}); "
             "search with the model the features were extracted with"
         )
+    if loaded:
+        _check_same_weights(loaded[0], model_path, manifest, features_dir)
     scores, indices = search(queries, corpus.embeddings, args.top_k, backend=args.index)
     report = []
     for label, row_scores, row_indices in zip(labels, scores.tolist(), indices.tolist(), strict=True):

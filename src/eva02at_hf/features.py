@@ -10,9 +10,13 @@ Layout of an output folder ``DIR``::
     DIR/failed.json                   the videos that could not be decoded (id, path, window, error)
 
 Each shard is written to a temporary file and renamed into place, then recorded in the manifest, so an
-interrupted run leaves only complete shards behind; a rerun skips them. A rerun whose settings (model weights,
-processor, frame count, inputs, shard size) differ from the manifest's is refused with `FingerprintMismatchError`.
-Videos that cannot be decoded are listed (``status = "failed"``) and never stop the run.
+interrupted run leaves only complete shards behind; a rerun skips them (and recomputes a shard that no longer
+reads back). A rerun whose settings (model weights, processor, frame count, inputs, shard size) differ from the
+manifest's is refused with `FingerprintMismatchError`; with ``overwrite`` the old shards, indexes and
+``failed.json`` are removed first. The indexes carry the fingerprint of the run that wrote them and
+`load_features` refuses indexes that do not belong to the manifest's run. Non-finite embeddings (a broken model,
+a corrupted shard) are refused when written and when read (`NonFiniteError`). Videos that cannot be decoded are
+listed (``status = "failed"``) and never stop the run.
 
 Several processes (``torchrun`` / ``accelerate launch``: `torch.distributed` initialised) split the work: the
 shards still to compute are dealt round-robin to the ranks, rank 0 records its shards in ``manifest.json`` and
@@ -35,12 +39,15 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import torch
 import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from .reliability import NonFiniteError, atomic_write_text, count_nonfinite, incomplete_sibling
 from .video_io import VideoDecodeError, read_clip
 
 logger = logging.getLogger(__name__)
@@ -50,6 +57,9 @@ MANIFEST = "manifest.json"
 FAILED = "failed.json"
 INDEX_FILES = {"video": "videos.parquet", "text": "texts.parquet"}
 MANIFEST_VERSION = 1
+FINGERPRINT_KEY = (
+    b"eva02at_fingerprint"  # parquet schema metadata of the indexes: the writing run's fingerprint
+)
 RANK_RECORD_GLOB = "manifest.rank-*.json"
 
 
@@ -165,16 +175,50 @@ def settings_fingerprint(
     }
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _atomic_save_shard(path: Path, tensors: dict[str, torch.Tensor]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = incomplete_sibling(path)
     save_file(tensors, str(tmp))
     os.replace(tmp, path)
+
+
+def read_shard(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The tensors of a shard file; a truncated / corrupt file or non-finite embeddings raise an error naming it.
+
+    Raises:
+        ValueError: ``path`` is not a readable safetensors file (truncated, corrupt).
+        NonFiniteError: its ``embeddings`` hold NaN / inf.
+    """
+    try:
+        tensors = load_file(str(path))
+    except Exception as error:  # safetensors' SafetensorError / OSError name neither the file nor the fix
+        raise ValueError(
+            f"{path}: truncated or corrupt shard ({type(error).__name__}: {error}); delete it and rerun "
+            "`eva02at extract` with the same arguments to recompute it"
+        ) from error
+    _check_embeddings(tensors["embeddings"], tensors["indices"].tolist(), str(path))
+    return tensors
+
+
+def _check_embeddings(embeddings: torch.Tensor, rows: Sequence[int], where: str) -> None:
+    """Raise `NonFiniteError` naming ``where`` and the input rows whose embeddings hold NaN / inf."""
+    bad = [row for row, vector in zip(rows, embeddings, strict=True) if count_nonfinite(vector)]
+    if bad:
+        raise NonFiniteError(
+            f"{where}: the embeddings of {len(bad)} input(s) (rows {bad[:10]}) hold NaN / inf values; the model's "
+            "weights (or the shard) are broken: check them with `eva02at_hf.reliability.load_pretrained_checked`"
+        )
+
+
+def _reusable(path: Path) -> bool:
+    """Whether a finished shard reads back (a file damaged since is recomputed, with a warning)."""
+    if not path.is_file():
+        return False
+    try:
+        read_shard(path)
+    except ValueError as error:
+        logger.warning("recomputing %s: %s", path, error)
+        return False
+    return True
 
 
 def shard_name(kind: str, index: int) -> str:
@@ -231,7 +275,7 @@ def _fold_rank_records(out: Path, manifest: dict[str, Any]) -> None:
             continue
         for kind, shards in record["shards"].items():
             manifest["shards"][kind].update(shards)
-    _atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1))
+    atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1))
     for path in records:
         path.unlink()
 
@@ -387,6 +431,7 @@ class FeatureExtractor:
                 out.mkdir(parents=True, exist_ok=True)
                 prepared = self._load_manifest(out, fingerprint, overwrite)
                 prepared["model_name"] = model_name
+                prepared["model_dtype"] = str(self.dtype).removeprefix("torch.")
                 _fold_rank_records(out, prepared)
             except Exception as err:  # every rank raises it, none waits for a rank that stopped
                 prepared = err
@@ -395,7 +440,7 @@ class FeatureExtractor:
             kind: {
                 int(shard)
                 for shard in manifest["shards"][kind]
-                if (out / shard_name(kind, int(shard))).is_file()
+                if _reusable(out / shard_name(kind, int(shard)))
             }
             for kind in ("video", "text")
         }
@@ -427,13 +472,14 @@ class FeatureExtractor:
                     embeddings, kept, failures = self.embed_videos([videos[i] for i in rows], list(rows))
                 else:
                     embeddings, kept, failures = self.embed_texts([texts[i] for i in rows]), list(rows), []
+                _check_embeddings(embeddings, kept, f"{out / shard_name(kind, shard)} (not written)")
                 tensors = {
                     "embeddings": embeddings.contiguous(),
                     "indices": torch.tensor(kept, dtype=torch.int64),
                 }
                 _atomic_save_shard(out / shard_name(kind, shard), tensors)
                 record["shards"][kind][str(shard)] = {"rows": len(rows), "failed": failures}
-                _atomic_write_text(record_path, json.dumps(record, indent=1))
+                atomic_write_text(record_path, json.dumps(record, indent=1))
                 bar.update(len(rows))
             bar.close()
         ranks.barrier()
@@ -474,7 +520,9 @@ class FeatureExtractor:
         fresh = {"version": MANIFEST_VERSION, "fingerprint": fingerprint, "shards": {"video": {}, "text": {}}}
         if not path.is_file():
             return fresh
-        manifest = json.loads(path.read_text(encoding="utf-8"))
+        manifest = read_manifest(out) if not overwrite else _read_json_or_none(path)
+        if manifest is None:  # unreadable, and overwrite asked: start afresh
+            manifest = {}
         if manifest.get("fingerprint") == fingerprint and manifest.get("version") == MANIFEST_VERSION:
             return manifest
         if not overwrite:
@@ -484,12 +532,15 @@ class FeatureExtractor:
                 f"{out} holds features made with other settings (differing: {', '.join(differing)}); "
                 "use a new output folder or pass overwrite (--overwrite) to recompute everything."
             )
+        # Everything of the old run goes, indexes and failures included: none of it describes the new shards.
         for stale in [
             *out.glob("video-*.safetensors"),
             *out.glob("text-*.safetensors"),
             *out.glob(RANK_RECORD_GLOB),
+            *(out / name for name in (*INDEX_FILES.values(), FAILED)),
         ]:
-            stale.unlink()
+            stale.unlink(missing_ok=True)
+        atomic_write_text(path, json.dumps(fresh, indent=1))
         return fresh
 
     def _write_indexes(
@@ -504,7 +555,7 @@ class FeatureExtractor:
         placement: dict[str, dict[int, tuple[int, int]]] = {"video": {}, "text": {}}
         for kind in placement:
             for shard in sorted(int(s) for s in manifest["shards"][kind]):
-                indices = load_file(str(out / shard_name(kind, shard)))["indices"].tolist()
+                indices = read_shard(out / shard_name(kind, shard))["indices"].tolist()
                 placement[kind].update({row: (shard, position) for position, row in enumerate(indices)})
         video_table = pd.DataFrame(
             {
@@ -526,11 +577,14 @@ class FeatureExtractor:
                 "row": [placement["text"][i][1] for i in range(len(texts))],
             }
         )
+        stamp = {FINGERPRINT_KEY: json.dumps(manifest["fingerprint"], sort_keys=True).encode()}
         for kind, table in (("video", video_table), ("text", text_table)):
-            tmp = out / f".{INDEX_FILES[kind]}.tmp"
-            table.to_parquet(tmp, index=False)
+            arrow = pa.Table.from_pandas(table, preserve_index=False)
+            arrow = arrow.replace_schema_metadata({**(arrow.schema.metadata or {}), **stamp})
+            tmp = incomplete_sibling(out / INDEX_FILES[kind])
+            pq.write_table(arrow, tmp)
             os.replace(tmp, out / INDEX_FILES[kind])
-        _atomic_write_text(out / FAILED, json.dumps(failed, indent=1))
+        atomic_write_text(out / FAILED, json.dumps(failed, indent=1))
 
 
 @dataclass
@@ -546,11 +600,48 @@ class FeatureSet:
         return self.table["id"].tolist()
 
 
+def _read_json_or_none(path: Path) -> dict[str, Any] | None:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def read_manifest(features_dir: str | os.PathLike) -> dict[str, Any]:
+    """The ``manifest.json`` of an extraction folder.
+
+    Raises:
+        FileNotFoundError: there is none.
+        ValueError: naming the file, when it is not a manifest (corrupt, truncated, edited).
+    """
     path = Path(features_dir) / MANIFEST
     if not path.is_file():
         raise FileNotFoundError(f"no {MANIFEST} in {features_dir}: not an `eva02at extract` output folder")
-    return json.loads(path.read_text(encoding="utf-8"))
+    manifest = _read_json_or_none(path)
+    if manifest is None or not isinstance(manifest.get("fingerprint"), dict) or "shards" not in manifest:
+        raise ValueError(
+            f"{path} is corrupt (not an extraction manifest); rerun `eva02at extract` with --overwrite to rebuild "
+            "the folder"
+        )
+    return manifest
+
+
+def _read_index(path: Path, manifest: dict[str, Any]) -> pd.DataFrame:
+    """An index table, refused unless it was written by the run the manifest describes."""
+    try:
+        arrow = pq.read_table(path)
+    except Exception as error:
+        raise ValueError(
+            f"{path}: unreadable index ({type(error).__name__}: {error}); rerun extract"
+        ) from error
+    stamp = (arrow.schema.metadata or {}).get(FINGERPRINT_KEY)
+    if stamp is None or json.loads(stamp) != manifest["fingerprint"]:
+        raise FingerprintMismatchError(
+            f"{path} was written by another extraction run than {path.parent / MANIFEST} describes (an "
+            "interrupted --overwrite?); rerun the same `eva02at extract` command to finish it"
+        )
+    return arrow.to_pandas()
 
 
 def load_features(features_dir: str | os.PathLike, kind: str) -> FeatureSet:
@@ -558,18 +649,17 @@ def load_features(features_dir: str | os.PathLike, kind: str) -> FeatureSet:
     if kind not in INDEX_FILES:
         raise ValueError(f"`kind` must be 'video' or 'text', got {kind!r}")
     folder = Path(features_dir)
-    read_manifest(folder)
+    manifest = read_manifest(folder)
     index_path = folder / INDEX_FILES[kind]
     if not index_path.is_file():
         raise FileNotFoundError(
             f"{index_path} is missing: the extraction in {folder} did not finish; rerun it"
         )
-    table = pd.read_parquet(index_path)
+    table = _read_index(index_path, manifest)
     if kind == "video":
         table = table[table["status"] == "ok"]
     shards = {
-        int(s): load_file(str(folder / shard_name(kind, int(s))))["embeddings"]
-        for s in table["shard"].unique()
+        int(s): read_shard(folder / shard_name(kind, int(s)))["embeddings"] for s in table["shard"].unique()
     }
     if table.empty:
         return FeatureSet(torch.empty(0, 0), table.reset_index(drop=True))
@@ -585,6 +675,7 @@ __all__ = [
     "VideoItem",
     "load_features",
     "read_manifest",
+    "read_shard",
     "read_text_list",
     "read_video_list",
     "settings_fingerprint",

@@ -14,6 +14,8 @@ Building blocks for custom loaders (e.g. a window straddling two chunk files):
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 from collections.abc import Sequence
 from fractions import Fraction
@@ -21,6 +23,8 @@ from fractions import Fraction
 import av
 import numpy as np
 import torch
+
+logger = logging.getLogger(__name__)
 
 SAMPLING_MODES = ("uniform", "segment_random")
 _EPS = 1e-6  # seconds; absorbs float rounding of pts * time_base at window bounds
@@ -119,9 +123,9 @@ def _check_not_truncated(container, path, times: np.ndarray, start: float | None
 
 def _window_times(
     container, stream, path, start: float | None, end: float | None
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, bool]:
     """Sorted frame and keyframe times (seconds) from the keyframe before ``start`` to ``end`` (``None``: file
-    start / end)."""
+    start / end), and whether they run to the end of the file."""
     try:
         pts, key_pts, reached_eof = _packet_pts(container, stream, start, end)
     except av.FFmpegError as err:
@@ -131,7 +135,7 @@ def _window_times(
     times = pts * float(stream.time_base)
     if reached_eof:
         _check_not_truncated(container, path, times, start, end)
-    return times, key_pts * float(stream.time_base)
+    return times, key_pts * float(stream.time_base), reached_eof
 
 
 def frame_timestamps(path: str | os.PathLike) -> np.ndarray:
@@ -262,6 +266,43 @@ def _window_indices(times: np.ndarray, start: float | None, end: float | None) -
     return np.array([min(max(lo - 1, 0), len(times) - 1)])
 
 
+def check_window(path: str | os.PathLike, start: float | None, end: float | None) -> None:
+    """Raise `VideoDecodeError` unless ``[start, end]`` is a valid window: finite numbers of seconds (or None),
+    ``start >= 0``, ``end >= 0`` and ``end >= start``."""
+    for name, value in (("start", start), ("end", end)):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+            raise VideoDecodeError(
+                path, f"bad window: {name} {value!r} is not a number of seconds", start, end
+            )
+        if not math.isfinite(value):
+            raise VideoDecodeError(path, f"bad window: {name} {value} is not finite", start, end)
+        if value < 0:
+            raise VideoDecodeError(path, f"bad window: {name} {value} must be >= 0", start, end)
+    if start is not None and end is not None and end < start:
+        raise VideoDecodeError(path, "bad window: end is before its start", start, end)
+
+
+def _check_window_in_file(path, times: np.ndarray, start: float | None, end: float | None) -> None:
+    """With ``times`` running to the end of the file: refuse a window starting after the last frame has been
+    shown (it would repeat that frame); warn when it only runs past the end (it is clamped to the last frame)."""
+    interval = float(np.median(np.diff(times))) if times.size > 1 else 0.0
+    last_shown = times[-1] + interval
+    if start is not None and start > last_shown + _EPS:
+        raise VideoDecodeError(
+            path, f"bad window: starts after the video's last frame (at {times[-1]:.3f} s)", start, end
+        )
+    if end is not None and end > last_shown + max(interval, _EPS):
+        logger.warning(
+            "%s: window [%s, %s] s runs past the video's end (last frame at %.3f s); clamped to the last frame",
+            path,
+            start,
+            end,
+            times[-1],
+        )
+
+
 def read_clip(
     path: str | os.PathLike,
     start: float | None,
@@ -274,23 +315,24 @@ def read_clip(
 
     The frames whose presentation time lies in the window are split into equal segments
     (`sample_frame_indices`). Only the window is demuxed and decoded, re-seeking at keyframes between sampled
-    frames. A window holding fewer frames than
-    asked repeats frames; a window past the end of the file (or between two frames) uses the frame on screen
-    at ``start``. ``None`` bounds mean the start / end of the file.
+    frames. A window holding fewer frames than asked repeats frames; a window between two frames uses the frame on
+    screen at ``start``. A window that runs past the end of the file is clamped to its last frame, with a logged
+    warning; one that starts after the last frame has been shown is refused. ``None`` bounds mean the start / end
+    of the file.
 
     Returns:
         ``np.ndarray`` of shape ``(num_frames, H, W, 3)``, uint8 RGB.
 
     Raises:
-        VideoDecodeError: missing / empty / truncated / non-video file, or an invalid window.
+        VideoDecodeError: missing / empty / truncated / non-video file, or an invalid window (non-finite or
+            negative bounds, end before start, start after the last frame).
     """
-    if start is not None and start < 0:
-        raise VideoDecodeError(path, "window start must be >= 0", start, end)
-    if start is not None and end is not None and end < start:
-        raise VideoDecodeError(path, "window end is before its start", start, end)
+    check_window(path, start, end)
     container, stream = _open(path, start, end)
     try:
-        times, keyframes = _window_times(container, stream, path, start, end)
+        times, keyframes, reached_eof = _window_times(container, stream, path, start, end)
+        if reached_eof:
+            _check_window_in_file(path, times, start, end)
         window = _window_indices(times, start, end)
         chosen = window[sample_frame_indices(len(window), num_frames, sampling, generator)]
         return _decode_timestamps(container, stream, path, times[chosen], start, end, keyframes)
