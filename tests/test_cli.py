@@ -146,7 +146,8 @@ def test_text_to_video_search_ranks_by_cosine_and_renders_sheet(
     model = EVA02ATForVideoTextRetrieval.from_pretrained(workspace / "model").eval()
     tokens = processor_for(model.config)(text=[query], return_tensors="pt")
     with torch.no_grad():
-        text = model.get_text_features(tokens["input_ids"], tokens["attention_mask"])[0].numpy()
+        text = model.get_text_features(tokens["input_ids"], tokens["attention_mask"]).pooler_output[0]
+    text = torch.nn.functional.normalize(text, dim=-1).numpy()
     videos = load_features(features, "video")
     similarity = videos.embeddings.numpy() @ text
     best = np.argsort(-similarity, kind="stable")[:3]
@@ -309,7 +310,7 @@ def test_convert_writes_an_automodel_folder_with_processor(tmp_path: Path) -> No
     images = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         expected = vision(images)
-        ours = model.get_video_features(images[:, None], normalize=False)
+        ours = model.get_video_features(images[:, None]).pooler_output
     torch.testing.assert_close(ours, expected, atol=5e-5, rtol=1e-4)
     processor = json.loads((out / "processor_config.json").read_text())["video_processor"]
     assert processor["num_frames"] == 4 and processor["crop_size"] == {"height": 32, "width": 32}

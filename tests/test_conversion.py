@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from eva02at_hf.conversion import ConversionError, convert_checkpoint, convert_state_dict, load_checkpoint
@@ -52,7 +53,7 @@ def test_timm_parity_at_one_frame(timm_model, converted_timm, images, attn_imple
         expected_tokens = timm_model.forward_features(images)
         expected = timm_model(images)
         ours = model.vision_model(pixel_values=images[:, None])
-        projected = model.get_video_features(images[:, None], normalize=False)
+        projected = model.get_video_features(images[:, None]).pooler_output
     assert torch.allclose(ours.last_hidden_state, expected_tokens, atol=1e-5)
     assert torch.allclose(projected, expected, atol=1e-5)
 
@@ -72,8 +73,10 @@ def test_open_clip_parity_image_and_text(
     with torch.no_grad():
         image_ref = open_clip_model.encode_image(images, normalize=True)
         text_ref = open_clip_model.encode_text(tokens, normalize=True)
-        video = model.get_video_features(images[:, None])
-        text = model.get_text_features(tokens, attention_mask=(tokens != 0).long())
+        video = F.normalize(model.get_video_features(images[:, None]).pooler_output, dim=-1)
+        text = F.normalize(
+            model.get_text_features(tokens, attention_mask=(tokens != 0).long()).pooler_output, dim=-1
+        )
     assert torch.allclose(video, image_ref, atol=1e-5)
     assert torch.allclose(text, text_ref, atol=1e-5)
     assert torch.allclose(model.logit_scale, open_clip_model.logit_scale)

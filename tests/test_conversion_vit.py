@@ -39,7 +39,7 @@ TOKENS = torch.tensor([[49406, 320, 1125, 539, 49407, 0, 0], [49406, 1215, 49407
 
 
 def _text_features(model: EVA02ATForVideoTextRetrieval, tokens: torch.Tensor) -> torch.Tensor:
-    return model.get_text_features(tokens, attention_mask=(tokens != 0).long(), normalize=False)
+    return model.get_text_features(tokens, attention_mask=(tokens != 0).long()).pooler_output
 
 
 # ------------------------------------------------------------------------------------ AVION reference model
@@ -176,7 +176,7 @@ def test_avion_parity_at_one_and_four_frames(tmp_path: Path, flash: bool, fast_c
     clips = torch.randn(2, 4, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         expected = reference.visual(clips.transpose(1, 2))
-        ours = model.get_video_features(clips, normalize=False)
+        ours = model.get_video_features(clips).pooler_output
         expected_text = reference.textual(TOKENS)
         ours_text = _text_features(model, TOKENS)
     torch.testing.assert_close(ours, expected, atol=2e-5, rtol=1e-4)
@@ -193,7 +193,7 @@ def test_avion_parity_at_one_and_four_frames(tmp_path: Path, flash: bool, fast_c
     assert torch.count_nonzero(image_model.vision_model.embeddings.temporal_embedding) == 0
     with torch.no_grad():
         expected = one_frame.visual(clips[:, 0])
-        ours = image_model.get_video_features(clips[:, :1], normalize=False)
+        ours = image_model.get_video_features(clips[:, :1]).pooler_output
     torch.testing.assert_close(ours, expected, atol=2e-5, rtol=1e-4)
 
 
@@ -236,7 +236,7 @@ def test_openai_and_open_clip_parity_at_one_frame(quick_gelu: bool) -> None:
     images = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         expected = reference.encode_image(images)
-        ours = model.get_video_features(images[:, None], normalize=False)
+        ours = model.get_video_features(images[:, None]).pooler_output
         expected_text = reference.encode_text(TOKENS)
         ours_text = _text_features(model, TOKENS)
     torch.testing.assert_close(ours, expected, atol=2e-5, rtol=1e-4)
@@ -259,13 +259,13 @@ def test_openai_vit_b16_parity_with_released_widths() -> None:
     tokens = open_clip.get_tokenizer("ViT-B-16")(["open the fridge", "cut the red onion"])
     with torch.no_grad():
         torch.testing.assert_close(
-            model.get_video_features(images[:, None]),
+            F.normalize(model.get_video_features(images[:, None]).pooler_output, dim=-1),
             reference.encode_image(images, normalize=True),
             atol=1e-5,
             rtol=1e-4,
         )
         torch.testing.assert_close(
-            model.get_text_features(tokens, attention_mask=(tokens != 0).long()),
+            F.normalize(_text_features(model, tokens), dim=-1),
             reference.encode_text(tokens, normalize=True),
             atol=1e-5,
             rtol=1e-4,
@@ -321,7 +321,7 @@ def test_non_standard_width_needs_the_head_count(tmp_path: Path) -> None:
     wrong = convert_checkpoint(state, format="open_clip", num_heads=2, text_num_heads=2).eval()
     with torch.no_grad():
         assert not torch.allclose(
-            wrong.get_video_features(images[:, None], normalize=False), expected, atol=1e-3
+            wrong.get_video_features(images[:, None]).pooler_output, expected, atol=1e-3
         )
     (tmp_path / "open_clip_config.json").write_text(
         json.dumps(
@@ -346,7 +346,7 @@ def test_non_standard_width_needs_the_head_count(tmp_path: Path) -> None:
     assert model.config.vision_config.num_attention_heads == 4
     with torch.no_grad():
         torch.testing.assert_close(
-            model.get_video_features(images[:, None], normalize=False), expected, atol=2e-5, rtol=1e-4
+            model.get_video_features(images[:, None]).pooler_output, expected, atol=2e-5, rtol=1e-4
         )
     assert main([*argv, "--num_heads", "3"]) == EXIT_USAGE  # does not divide 128
 
@@ -388,7 +388,7 @@ def test_transformers_clip_parity(tmp_path: Path) -> None:
     images = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(5))
     with torch.no_grad():
         torch.testing.assert_close(
-            model.get_video_features(images[:, None], normalize=False),
+            model.get_video_features(images[:, None]).pooler_output,
             reference.get_image_features(pixel_values=images).pooler_output,
             atol=2e-5,
             rtol=1e-4,
@@ -450,7 +450,7 @@ def test_authors_layout_with_avion_text_tower(tiny_eva) -> None:
     images = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(6))
     with torch.no_grad():
         torch.testing.assert_close(
-            model.get_video_features(images[:, None], normalize=False), tiny_eva(images), atol=2e-5, rtol=1e-4
+            model.get_video_features(images[:, None]).pooler_output, tiny_eva(images), atol=2e-5, rtol=1e-4
         )
         torch.testing.assert_close(_text_features(model, TOKENS), text(TOKENS), atol=2e-5, rtol=1e-4)
 

@@ -64,7 +64,7 @@ def expected_video_ranking(workspace: Path, query: str, k: int) -> tuple[list[st
     tokens = processor_for(model.config)(text=[query], return_tensors="pt")
     with torch.no_grad():
         output = model.get_text_features(tokens["input_ids"], tokens["attention_mask"])
-    text = getattr(output, "pooler_output", output)[0].numpy()
+    text = torch.nn.functional.normalize(output.pooler_output, dim=-1)[0].numpy()
     videos = load_features(workspace / "features", "video")
     similarity = videos.embeddings.numpy() @ text
     best = np.argsort(-similarity, kind="stable")[:k]

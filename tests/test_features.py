@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from eva02at_hf import EVA02ATConfig, EVA02ATForVideoTextRetrieval
@@ -179,9 +180,12 @@ def test_stored_embeddings_match_direct_model_calls(model_and_processor, video_i
         pixels = processor(
             videos=[read_clip(item.path, None, None, 4)], do_sample_frames=False, return_tensors="pt"
         )
-        expected_video = model.get_video_features(pixels["pixel_values"])[0]
+        expected_video = F.normalize(
+            model.get_video_features(pixels["pixel_values"]).pooler_output[0], dim=-1
+        )
         tokens = processor(text=[TEXTS[2]], return_tensors="pt")
-        expected_text = model.get_text_features(tokens["input_ids"], tokens["attention_mask"])[0]
+        text = model.get_text_features(tokens["input_ids"], tokens["attention_mask"]).pooler_output[0]
+        expected_text = F.normalize(text, dim=-1)
     torch.testing.assert_close(videos.embeddings[3], expected_video, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(texts.embeddings[2], expected_text, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(videos.embeddings.norm(dim=1), torch.ones(len(videos.ids)))

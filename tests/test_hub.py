@@ -178,7 +178,7 @@ model = AutoModel.from_pretrained(sys.argv[1], trust_remote_code=True)
 processor = AutoProcessor.from_pretrained(sys.argv[1], trust_remote_code=True)
 tokens = processor(text=["open the fridge"], return_tensors="pt")
 with torch.no_grad():
-    text = model.get_text_features(tokens["input_ids"], tokens["attention_mask"])[0]
+    text = model.get_text_features(tokens["input_ids"], tokens["attention_mask"]).pooler_output[0]
 print(json.dumps({"loaded_package": any(m.startswith("eva02at_hf") for m in sys.modules),
                   "model": type(model).__name__, "processor": type(processor).__name__, "text": text.tolist()}))
 """
@@ -240,7 +240,7 @@ def test_publish_uploads_model_processor_code_and_card(model_dir: Path, tmp_path
     processor = processor_for(model.config)
     tokens = processor(text=["open the fridge"], return_tensors="pt")
     with torch.no_grad():
-        expected = model.get_text_features(tokens["input_ids"], tokens["attention_mask"])[0]
+        expected = model.get_text_features(tokens["input_ids"], tokens["attention_mask"]).pooler_output[0]
     torch.testing.assert_close(torch.tensor(loaded["text"]), expected, atol=1e-6, rtol=1e-5)
 
 

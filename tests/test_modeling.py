@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from huggingface_hub.errors import StrictDataclassClassValidationError
 from transformers import AutoConfig, AutoModel
 from transformers.testing_utils import CaptureLogger
@@ -26,7 +27,10 @@ def test_forward_shapes_and_normalised_embeddings(tiny_model, tiny_inputs) -> No
     tokens = 1 + pixel_values.shape[1] * (32 // 8) ** 2
     vision = out.vision_model_output
     assert vision.last_hidden_state.shape == (2, tokens, 64)
-    assert torch.equal(vision.pooler_output, vision.last_hidden_state[:, 0])
+    # pooler_output is the projected CLS token (transformers' CLIP convention), before normalisation.
+    expected = tiny_model.visual_projection(vision.last_hidden_state[:, 0])
+    assert torch.allclose(vision.pooler_output, expected, atol=1e-6)
+    assert torch.allclose(out.video_embeds, F.normalize(expected, dim=-1), atol=1e-6)
     assert len(vision.hidden_states) == 3  # embeddings + 2 layers
     with pytest.raises(ValueError, match="one caption per clip"):
         tiny_model(**tiny_inputs, return_loss=True)
@@ -75,9 +79,9 @@ def test_joint_attention_mixes_frames(tiny_model, tiny_inputs) -> None:
     edited = pixel_values.clone()
     edited[:, -1] = torch.randn_like(edited[:, -1])
     with torch.no_grad():
-        base = tiny_model.get_video_features(pixel_values)
-        changed = tiny_model.get_video_features(edited)
-        reversed_time = tiny_model.get_video_features(pixel_values.flip(1))
+        base = tiny_model.get_video_features(pixel_values).pooler_output
+        changed = tiny_model.get_video_features(edited).pooler_output
+        reversed_time = tiny_model.get_video_features(pixel_values.flip(1)).pooler_output
     assert not torch.allclose(base, changed, atol=1e-4)
     assert not torch.allclose(base, reversed_time, atol=1e-4)
 

@@ -60,12 +60,13 @@ def test_vit_joint_attention_uses_time_and_images_are_one_frame(vit_model, tiny_
     clips = tiny_inputs["pixel_values"]
     with torch.no_grad():
         vit_model.vision_model.embeddings.temporal_embedding.normal_(std=1.0)  # P_t is the ViT's only clock
-        base = vit_model.get_video_features(clips, normalize=False)
-        reversed_time = vit_model.get_video_features(clips.flip(1), normalize=False)
+        base = vit_model.get_video_features(clips).pooler_output
+        reversed_time = vit_model.get_video_features(clips.flip(1)).pooler_output
         # near-uniform attention at random init averages tokens, so order shows only through the non-linearities
         assert (base - reversed_time).abs().max() > 1e-5
         torch.testing.assert_close(
-            vit_model.get_video_features(clips[:, 0]), vit_model.get_video_features(clips[:, :1])
+            vit_model.get_video_features(clips[:, 0]).pooler_output,
+            vit_model.get_video_features(clips[:, :1]).pooler_output,
         )
 
 
@@ -93,7 +94,7 @@ def test_vit_gradient_checkpointing_gives_the_same_gradients(tiny_inputs) -> Non
         model = EVA02ATForVideoTextRetrieval(EVA02ATConfig.from_preset("vit-tiny")).train()
         if checkpointing:
             model.gradient_checkpointing_enable()
-        model.get_video_features(tiny_inputs["pixel_values"]).sum().backward()
+        model.get_video_features(tiny_inputs["pixel_values"]).pooler_output.sum().backward()
         grads.append(model.vision_model.layers[0].self_attn.q_proj.weight.grad)
     torch.testing.assert_close(grads[0], grads[1])
 

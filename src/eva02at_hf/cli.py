@@ -267,6 +267,7 @@ def _check_same_weights(model: Any, model_path: str, manifest: dict[str, Any], f
 
 def run_search(args: argparse.Namespace) -> int:
     import torch
+    import torch.nn.functional as F
 
     from .features import FingerprintMismatchError, VideoItem, load_features, read_manifest
     from .reliability import check_finite
@@ -307,7 +308,8 @@ def run_search(args: argparse.Namespace) -> int:
         model, processor = model_and_processor()
         with torch.no_grad():
             tokens = processor(text=texts, return_tensors="pt")
-            queries = model.get_text_features(tokens["input_ids"], tokens["attention_mask"]).float()
+            queries = model.get_text_features(tokens["input_ids"], tokens["attention_mask"]).pooler_output
+            queries = F.normalize(queries.float(), dim=-1)
         labels = texts
     else:
         kind = "text"

@@ -43,6 +43,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -379,7 +380,8 @@ class FeatureExtractor:
             if pixel_values is None:
                 continue
             pixel_values = pixel_values.to(self.device, self.dtype)
-            embeddings.append(self.model.get_video_features(pixel_values).float().cpu())
+            embeds = self.model.get_video_features(pixel_values).pooler_output
+            embeddings.append(F.normalize(embeds.float(), dim=-1).cpu())
             kept.extend(batch_rows)
         dim = self.model.config.projection_dim
         stacked = torch.cat(embeddings) if embeddings else torch.empty(0, dim)
@@ -391,13 +393,10 @@ class FeatureExtractor:
         embeddings = []
         for first in range(0, len(texts), self.batch_size):
             tokens = self.processor(text=list(texts[first : first + self.batch_size]), return_tensors="pt")
-            embeddings.append(
-                self.model.get_text_features(
-                    tokens["input_ids"].to(self.device), tokens["attention_mask"].to(self.device)
-                )
-                .float()
-                .cpu()
-            )
+            embeds = self.model.get_text_features(
+                tokens["input_ids"].to(self.device), tokens["attention_mask"].to(self.device)
+            ).pooler_output
+            embeddings.append(F.normalize(embeds.float(), dim=-1).cpu())
         return torch.cat(embeddings) if embeddings else torch.empty(0, self.model.config.projection_dim)
 
     def run(

@@ -19,7 +19,8 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, PreTrainedModel
 from transformers.models.clip.modeling_clip import CLIPAttention, CLIPEncoderLayer, CLIPTextModel
-from transformers.utils import ModelOutput, logging
+from transformers.processing_utils import Unpack
+from transformers.utils import ModelOutput, TransformersKwargs, can_return_tuple, logging
 from transformers.utils.generic import merge_with_config_defaults
 from transformers.utils.output_capturing import capture_outputs
 
@@ -257,7 +258,7 @@ class EVA02ATAttention(nn.Module):
         self.out_proj = nn.Linear(config.hidden_size, config.hidden_size)
 
     def forward(
-        self, hidden_states: torch.Tensor, rope: torch.Tensor, **kwargs: Any
+        self, hidden_states: torch.Tensor, rope: torch.Tensor, **kwargs: Unpack[TransformersKwargs]
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """hidden_states (B, L, D), rope (L, 2 * head_dim) with an identity row for the CLS token -> (B, L, D)
         and the attention weights (eager)."""
@@ -311,7 +312,9 @@ class EVA02ATEncoderLayer(GradientCheckpointingLayer):
         self.layer_norm2 = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.mlp = EVA02ATSwiGLU(config)
 
-    def forward(self, hidden_states: torch.Tensor, rope: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+    def forward(
+        self, hidden_states: torch.Tensor, rope: torch.Tensor, **kwargs: Unpack[TransformersKwargs]
+    ) -> torch.Tensor:
         attn_output, _ = self.self_attn(self.layer_norm1(hidden_states), rope, **kwargs)
         hidden_states = hidden_states + attn_output
         return hidden_states + self.mlp(self.layer_norm2(hidden_states))
@@ -356,9 +359,17 @@ class EVA02ATPreTrainedModel(PreTrainedModel):
         else:
             self.embeddings.resize(num_frames=num_frames, image_size=image_size)
 
+    @classmethod
+    def is_custom_code(cls) -> bool:
+        """False: `_init_weights` writes through `transformers.initialization`, so weights missing from a
+        checkpoint get exactly a new model's initialisation. (For custom code transformers otherwise marks
+        parameterless modules such as `CLIPAttention` as initialised and skips them, so the text tower's missing
+        weights would get the generic std instead of CLIP's scheme.)"""
+        return False
+
     def _init_weights(self, module: nn.Module) -> None:
         config = self.config
-        vision_config = config.vision_config if isinstance(config, EVA02ATConfig) else config
+        vision_config = getattr(config, "vision_config", config)
         std = vision_config.initializer_range
         if isinstance(module, nn.Linear | nn.Conv3d):
             init.trunc_normal_(module.weight, std=std)
@@ -408,7 +419,9 @@ class EVA02ATVisionModel(EVA02ATPreTrainedModel):
 
     @merge_with_config_defaults
     @capture_outputs(tie_last_hidden_states=False)
-    def forward(self, pixel_values: torch.Tensor, **kwargs: Any) -> BaseModelOutputWithPooling:
+    def forward(
+        self, pixel_values: torch.Tensor, **kwargs: Unpack[TransformersKwargs]
+    ) -> BaseModelOutputWithPooling:
         """Encode clips.
 
         Args:
@@ -452,7 +465,9 @@ class EVA02ATViTVisionModel(EVA02ATPreTrainedModel):
 
     @merge_with_config_defaults
     @capture_outputs(tie_last_hidden_states=False)
-    def forward(self, pixel_values: torch.Tensor, **kwargs: Any) -> BaseModelOutputWithPooling:
+    def forward(
+        self, pixel_values: torch.Tensor, **kwargs: Unpack[TransformersKwargs]
+    ) -> BaseModelOutputWithPooling:
         """Encode clips.
 
         Args:
@@ -481,7 +496,7 @@ class EVA02ATForVideoTextRetrieval(EVA02ATPreTrainedModel):
     """
 
     config: EVA02ATConfig
-    main_input_name = "pixel_values"
+    main_input_name = "input_ids"
 
     def __init__(self, config: EVA02ATConfig) -> None:
         super().__init__(config)
@@ -518,36 +533,60 @@ class EVA02ATForVideoTextRetrieval(EVA02ATPreTrainedModel):
         """The text tower's token embedding (as `CLIPModel`)."""
         return self.text_model.embeddings.token_embedding
 
-    def get_video_features(self, pixel_values: torch.Tensor, normalize: bool = True) -> torch.Tensor:
-        """(B, T, C, H, W) clips -> (B, projection_dim) embeddings, L2-normalised unless `normalize=False`."""
-        embeds = self.visual_projection(self.vision_model(pixel_values=pixel_values).pooler_output)
-        return F.normalize(embeds, dim=-1) if normalize else embeds
+    @can_return_tuple
+    def get_video_features(
+        self, pixel_values: torch.Tensor, **kwargs: Unpack[TransformersKwargs]
+    ) -> tuple | BaseModelOutputWithPooling:
+        """Encode (B, T, C, H, W) clips (or (B, C, H, W) images).
 
+        Returns the video tower's output with `pooler_output` replaced by the projected (B, projection_dim)
+        embedding, not normalised: `F.normalize(out.pooler_output, dim=-1)` gives the unit vectors `forward`
+        compares. `output_hidden_states`, `output_attentions` and `return_dict` work as in the tower.
+        """
+        vision_outputs: BaseModelOutputWithPooling = self.vision_model(
+            pixel_values=pixel_values, return_dict=True, **kwargs
+        )
+        vision_outputs.pooler_output = self.visual_projection(vision_outputs.pooler_output)
+        return vision_outputs
+
+    @can_return_tuple
     def get_text_features(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, normalize: bool = True
-    ) -> torch.Tensor:
-        """(B, 77) token ids -> (B, projection_dim) embeddings, L2-normalised unless `normalize=False`."""
-        pooled = self.text_model(input_ids=input_ids, attention_mask=attention_mask).pooler_output
-        embeds = self.text_projection(pooled)
-        return F.normalize(embeds, dim=-1) if normalize else embeds
-
-    def forward(
         self,
         input_ids: torch.Tensor,
-        pixel_values: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
-        return_loss: bool = False,
-        **kwargs: Any,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> tuple | BaseModelOutputWithPooling:
+        """Encode (B, 77) token ids.
+
+        Returns the text tower's output with `pooler_output` replaced by the projected (B, projection_dim)
+        embedding, not normalised (as `get_video_features`).
+        """
+        text_outputs: BaseModelOutputWithPooling = self.text_model(
+            input_ids=input_ids, attention_mask=attention_mask, return_dict=True, **kwargs
+        )
+        text_outputs.pooler_output = self.text_projection(text_outputs.pooler_output)
+        return text_outputs
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        return_loss: bool | None = None,
+        **kwargs: Unpack[TransformersKwargs],
     ) -> EVA02ATRetrievalOutput:
         """Score every clip against every caption.
 
         Returns logits `exp(logit_scale) * cos(video_i, text_j)`; with `return_loss=True`, the bidirectional
         InfoNCE of matched pairs on the diagonal. The paper's other objectives are in `eva02at_hf.losses`.
         """
-        vision_outputs = self.vision_model(pixel_values=pixel_values, **kwargs)
-        text_outputs = self.text_model(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
-        video_embeds = F.normalize(self.visual_projection(vision_outputs.pooler_output), dim=-1)
-        text_embeds = F.normalize(self.text_projection(text_outputs.pooler_output), dim=-1)
+        if input_ids is None or pixel_values is None:
+            raise ValueError("EVA02ATForVideoTextRetrieval.forward needs both input_ids and pixel_values.")
+        vision_outputs = self.get_video_features(pixel_values=pixel_values, **kwargs)
+        text_outputs = self.get_text_features(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+        video_embeds = F.normalize(vision_outputs.pooler_output, dim=-1)
+        text_embeds = F.normalize(text_outputs.pooler_output, dim=-1)
         logits_per_video = self.logit_scale.exp() * video_embeds @ text_embeds.t()
         loss = None
         if return_loss:

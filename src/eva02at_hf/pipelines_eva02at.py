@@ -107,8 +107,7 @@ class EVA02ATVideoPipeline(Pipeline):
 
     def embed_videos(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """(B, T, 3, H, W) clips -> (B, projection_dim) L2-normalised video embeddings."""
-        outputs = self.model.get_video_features(pixel_values=pixel_values)
-        embeds = outputs.pooler_output if hasattr(outputs, "pooler_output") else outputs
+        embeds = self.model.get_video_features(pixel_values=pixel_values).pooler_output
         return F.normalize(embeds, dim=-1)
 
     def embed_texts(self, texts: Sequence[str]) -> torch.Tensor:
@@ -120,10 +119,9 @@ class EVA02ATVideoPipeline(Pipeline):
             for first in range(0, len(texts), TEXT_BATCH_SIZE):
                 batch = list(texts[first : first + TEXT_BATCH_SIZE])
                 tokens = self.processor(text=batch, return_tensors="pt").to(self.device)
-                outputs = self.model.get_text_features(
+                pooled = self.model.get_text_features(
                     input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]
-                )
-                pooled = outputs.pooler_output if hasattr(outputs, "pooler_output") else outputs
+                ).pooler_output
                 embeds.append(F.normalize(pooled, dim=-1))
         return torch.cat(embeds)
 

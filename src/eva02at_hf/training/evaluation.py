@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 import datasets
 import numpy as np
 import torch
+import torch.nn.functional as F
 from accelerate import Accelerator
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -65,7 +66,8 @@ def embed_clips(
     embeddings, valid = [], []
     for batch in tqdm(loader, desc=desc, disable=not accelerator.is_local_main_process, leave=False):
         with accelerator.autocast():
-            embeds = network.get_video_features(batch["pixel_values"].to(accelerator.device)).float()
+            embeds = network.get_video_features(batch["pixel_values"].to(accelerator.device)).pooler_output
+            embeds = F.normalize(embeds.float(), dim=-1)
         decoded = batch["valid"].to(embeds.device)
         embeddings.append(accelerator.gather_for_metrics(embeds * decoded[:, None]))
         valid.append(accelerator.gather_for_metrics(decoded))
@@ -92,7 +94,8 @@ def embed_texts(
     for chunk in loader:
         tokens = processor(text=chunk, return_tensors="pt").to(accelerator.device)
         with accelerator.autocast():
-            embeds = network.get_text_features(tokens["input_ids"], tokens["attention_mask"]).float()
+            embeds = network.get_text_features(tokens["input_ids"], tokens["attention_mask"]).pooler_output
+            embeds = F.normalize(embeds.float(), dim=-1)
         embeddings.append(accelerator.gather_for_metrics(embeds))
     return torch.cat(embeddings).cpu()
 
@@ -138,10 +141,11 @@ def evaluate_egomcq(
         if batch is not None:
             pixel_values = batch["pixel_values"].to(accelerator.device)
             with accelerator.autocast():
-                videos = network.get_video_features(pixel_values.flatten(0, 1)).float()
+                videos = network.get_video_features(pixel_values.flatten(0, 1)).pooler_output
                 text = network.get_text_features(
                     batch["input_ids"].to(accelerator.device), batch["attention_mask"].to(accelerator.device)
-                ).float()
+                ).pooler_output
+                videos, text = F.normalize(videos.float(), dim=-1), F.normalize(text.float(), dim=-1)
             question_scores = torch.einsum("bcd,bd->bc", videos.unflatten(0, pixel_values.shape[:2]), text)
             local = list(
                 zip(question_scores.tolist(), batch["answer"].tolist(), batch["types"].tolist(), strict=True)
