@@ -47,12 +47,13 @@ def test_vit_outputs_and_attention_backends(vit_model, tiny_inputs) -> None:
         sdpa = vit_model(**tiny_inputs)
     vision = eager.vision_model_output
     tokens = 1 + 8 * 16
-    assert vision.last_hidden_state.shape == (2, tokens, 64) and vision.pooler_output.shape == (2, 64)
+    assert vision.last_hidden_state.shape == (2, tokens, 64) and vision.pooler_output.shape == (2, 32)
     assert len(vision.hidden_states) == 3 and vision.attentions[0].shape == (2, 2, tokens, tokens)
     torch.testing.assert_close(vision.attentions[0].sum(-1), torch.ones(2, 2, tokens))
-    # pooled = ln_post(CLS of the last block), the CLIP convention
+    # pooled = ln_post(CLS of the last block), the CLIP convention, then projected (transformers' CLIPModel)
     post = vit_model.vision_model.post_layernorm
-    torch.testing.assert_close(vision.pooler_output, post(vision.last_hidden_state[:, 0]))
+    projected = vit_model.visual_projection(post(vision.last_hidden_state[:, 0]))
+    torch.testing.assert_close(vision.pooler_output, projected)
     torch.testing.assert_close(eager.logits_per_video, sdpa.logits_per_video, atol=1e-5, rtol=1e-5)
 
 
