@@ -9,8 +9,10 @@ plus P_t repeated over patches, `ln_pre`, `nn.MultiheadAttention` or flash-attn'
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
 from collections import OrderedDict
 from pathlib import Path
 
@@ -143,16 +145,18 @@ class AvionVisionTransformer(nn.Module):
 class AvionCLIP(nn.Module):
     """AVION's `CLIP` wrapper: `visual`, `textual` (open_clip's TextTransformer, as AVION's is), `logit_scale`."""
 
-    def __init__(self, width=64, heads=2, num_frames=4, fast_conv1=False, flash=False, embed_dim=16):
+    def __init__(
+        self, width=64, heads=2, num_frames=4, fast_conv1=False, flash=False, embed_dim=16, context_length=7
+    ):
         super().__init__()
         self.visual = AvionVisionTransformer(32, 8, width, 2, heads, num_frames, embed_dim, fast_conv1, flash)
         self.textual = TextTransformer(
-            context_length=7, vocab_size=49408, width=48, heads=2, layers=1, output_dim=embed_dim
+            context_length=context_length, vocab_size=49408, width=48, heads=2, layers=1, output_dim=embed_dim
         )
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
 
 
-def _avion_checkpoint(reference: AvionCLIP, path: Path) -> None:
+def save_avion_checkpoint(reference: AvionCLIP, path: Path) -> None:
     """Saved as AVION's training script does: `{"state_dict": ...}` from a DDP model (`module.` prefix)."""
     state = {f"module.{k}": v for k, v in reference.state_dict().items() if not k.endswith("attn_mask")}
     torch.save({"epoch": 3, "state_dict": state, "best_acc1": 0.5}, path)
@@ -163,7 +167,7 @@ def _avion_checkpoint(reference: AvionCLIP, path: Path) -> None:
 def test_avion_parity_at_one_and_four_frames(tmp_path: Path, flash: bool, fast_conv1: bool) -> None:
     torch.manual_seed(0)
     reference = AvionCLIP(num_frames=4, fast_conv1=fast_conv1, flash=flash).eval()
-    _avion_checkpoint(reference, tmp_path / "avion.pt")
+    save_avion_checkpoint(reference, tmp_path / "avion.pt")
     state_dict = load_checkpoint(tmp_path / "avion.pt")
     assert detect_format(state_dict) == "avion"
     with pytest.raises(ConversionError, match="64-wide vision tower.*--num_heads"):
@@ -498,3 +502,69 @@ def test_torchscript_archives_are_refused_by_name(tmp_path: Path) -> None:
     scripted.save(str(tmp_path / "ViT-B-16.pt"))
     with pytest.raises(ConversionError, match="TorchScript.*ViT-B-16.pt|ViT-B-16.pt.*TorchScript"):
         load_checkpoint(tmp_path / "ViT-B-16.pt")
+
+
+# ----------------------------------------------------------------------------------------------- Hub ids
+
+
+def _populate_hub_cache(cache: Path, repo_id: str, files: dict[str, bytes]) -> None:
+    """Write `files` into `cache` as huggingface_hub lays out a downloaded revision: content-addressed blobs,
+    a snapshot folder of links to them named by the commit, and `refs/main` naming the commit."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    (repo / "blobs").mkdir()
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    for name, data in files.items():
+        blob = repo / "blobs" / hashlib.sha256(data).hexdigest()
+        blob.write_bytes(data)
+        (snapshot / name).symlink_to(os.path.relpath(blob, snapshot))
+
+
+def test_hub_ids_resolve_through_the_local_cache_offline(tmp_path: Path, monkeypatch, capsys) -> None:
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    reference = _tiny_open_clip(quick_gelu=True, seed=3)
+    weights = tmp_path / "w.safetensors"
+    save_file({k: v.contiguous() for k, v in reference.state_dict().items() if k != "attn_mask"}, weights)
+    open_clip_config = {
+        "model_cfg": {
+            "embed_dim": 16,
+            "quick_gelu": True,
+            "vision_cfg": {"width": 64, "head_width": 32, "layers": 2, "patch_size": 8, "image_size": 32},
+            "text_cfg": {"width": 48, "heads": 2, "layers": 1, "context_length": 7},
+        }
+    }
+    cache = tmp_path / "hub"
+    _populate_hub_cache(
+        cache,
+        "timm/vit_tiny_clip.openai",
+        {
+            "open_clip_model.safetensors": weights.read_bytes(),
+            "open_clip_config.json": json.dumps(open_clip_config).encode(),
+        },
+    )
+    out = tmp_path / "out"
+    argv = ["convert", "--cache_dir", str(cache), "--output_dir", str(out), "--num_frames", "4"]
+    assert main([*argv, "--checkpoint", "timm/vit_tiny_clip.openai"]) == EXIT_OK
+    model = AutoModel.from_pretrained(out).eval()
+    assert (
+        model.config.vision_config.hidden_act == "quick_gelu"
+    )  # from the repository's open_clip_config.json
+    images = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(9))
+    with torch.no_grad():
+        torch.testing.assert_close(
+            model.get_video_features(images[:, None], normalize=False),
+            reference.encode_image(images),
+            atol=2e-5,
+            rtol=1e-4,
+        )
+    capsys.readouterr()
+    assert main([*argv, "--checkpoint", "timm/not-downloaded"]) == EXIT_USAGE
+    error = capsys.readouterr().err
+    assert "timm/not-downloaded" in error and "offline" in error and "open_clip_model.safetensors" in error
+    assert main([*argv, "--checkpoint", "timm/vit_tiny_clip.openai", "--revision", "v2"]) == EXIT_USAGE
+    assert "at revision v2" in capsys.readouterr().err

@@ -315,3 +315,27 @@ def test_zero_shot_script_on_three_benchmarks_matches_the_cli(data, random_model
         {k: v for k, v in results["charades_ego"].items() if k != "num_skipped"}
     )
     load_results(tmp_path / "charades.json")  # the model-card schema accepts the CLI output
+
+
+def test_finetune_ek100_from_a_converted_avion_checkpoint(data, tmp_path):
+    """The authors' starting point: an AVION checkpoint (tiny, random) converted by `eva02at convert`, fine-tuned
+    with the AVION + SMS recipe by `examples/finetune_ek100.py`, then evaluated by `eva02at eval`."""
+    from test_conversion_vit import AvionCLIP, save_avion_checkpoint
+
+    torch.manual_seed(0)
+    save_avion_checkpoint(AvionCLIP(num_frames=4, flash=True, context_length=77), tmp_path / "avion.pt")
+    converted = tmp_path / "avion-converted"
+    argv = ["convert", "--checkpoint", str(tmp_path / "avion.pt"), "--output_dir", str(converted)]
+    assert main([*argv, "--num_frames", "2", "--num_heads", "2", "--text_num_heads", "2"]) == EXIT_OK
+    out = tmp_path / "finetune"
+    results = _example("finetune_ek100").main(
+        [
+            *("--data_dir", str(data), "--video_root", str(data / "videos"), "--output_dir", str(out)),
+            *("--model", str(converted), *TRAIN_FLAGS, "--num_epochs", "1", "--warmup_epochs", "0"),
+        ]
+    )
+    assert results["args"]["loss"] == "sms" and 0 <= results["final"]["mAP_avg"] <= 100
+    model = AutoModel.from_pretrained(out / "last")
+    assert model.config.uses_vit_backbone and model.config.vision_config.num_frames == 2
+    metrics = _eval("ek100_mir", out / "last", data, tmp_path / "eval.json")["metrics"]
+    assert metrics["mAP_avg"] == pytest.approx(results["final"]["mAP_avg"], abs=1e-6)

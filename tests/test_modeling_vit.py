@@ -126,3 +126,14 @@ with torch.no_grad():
     )
     assert result.returncode == 0, result.stderr[-3000:]
     torch.testing.assert_close(torch.load(tmp_path / "out.pt"), expected, atol=1e-6, rtol=1e-6)
+
+
+def test_vit_model_card_describes_the_vit_tower() -> None:
+    from eva02at_hf.hub import render_model_card
+
+    card = render_model_card(EVA02ATConfig.from_preset("vit-tiny"), None, "me/vit-tiny")
+    assert (
+        "the EVA02-AT paper's ViT baseline" in card.text
+        and "rotary position embeddings (RoPE) whose" not in card.text
+    )
+    assert "**Initialisation**: CLIP ViT (AVION)" in card.text

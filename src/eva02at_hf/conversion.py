@@ -263,13 +263,15 @@ def resolve_checkpoint(
             for config_name in ("open_clip_config.json", "config.json"):
                 fetch(config_name)
             return checkpoint
-    where = "the local Hub cache (offline mode)" if constants.HF_HUB_OFFLINE else "the Hub or the local cache"
+    where = (
+        "the local Hub cache (offline mode)" if constants.is_offline_mode() else "the Hub or the local cache"
+    )
     raise FileNotFoundError(
         f"{source}: none of {', '.join(candidates)} found in {where}"
         + (f" at revision {revision}" if revision else "")
         + (
             "; download it while online (`hf download " + source + "`) or unset HF_HUB_OFFLINE"
-            if constants.HF_HUB_OFFLINE
+            if constants.is_offline_mode()
             else ""
         )
     )
