@@ -71,11 +71,12 @@ def expected_video_ranking(workspace: Path, query: str, k: int) -> tuple[list[st
     return [videos.ids[i] for i in best], similarity[best]
 
 
-def expected_text_ranking(workspace: Path, video_id: str, k: int) -> list[str]:
+def expected_text_ranking(workspace: Path, video_id: str, k: int) -> tuple[list[str], np.ndarray]:
     videos = load_features(workspace / "features", "video")
     texts = load_features(workspace / "features", "text")
     similarity = texts.embeddings.numpy() @ videos.embeddings[videos.ids.index(video_id)].numpy()
-    return [texts.table["text"][i] for i in np.argsort(-similarity, kind="stable")[:k]]
+    best = np.argsort(-similarity, kind="stable")[:k]
+    return [texts.table["text"][i] for i in best], similarity[best]
 
 
 def test_feature_search_ranks_both_ways(workspace: Path) -> None:
@@ -86,9 +87,12 @@ def test_feature_search_ranks_both_ways(workspace: Path) -> None:
     np.testing.assert_allclose([h.score for h in hits], scores, rtol=1e-5)
     assert "broken.mp4" not in index.videos.ids and index.weights_match
     first = index.videos.ids[0]
-    assert [h.text for h in index.video_to_text(first, 2)] == expected_text_ranking(workspace, first, 2)
+    texts, text_scores = expected_text_ranking(workspace, first, 2)
+    assert [h.text for h in index.video_to_text(first, 2)] == texts
     video_file = index.videos.table["path"][0]  # a file query is embedded like at extraction
-    assert [h.text for h in index.video_to_text(video_file, 2)] == expected_text_ranking(workspace, first, 2)
+    hits = index.video_to_text(video_file, 2)
+    assert [h.text for h in hits] == texts
+    np.testing.assert_allclose([h.score for h in hits], text_scores, atol=1e-5)
     window = video_hits_html([VideoHit(1, "a<b", 0.5, "/v/a b.mp4", 1.0, 2.5)])
     assert 'src="/gradio_api/file=/v/a b.mp4#t=1,2.5"' in window and 'data-id="a&lt;b"' in window
     with pytest.raises(ValueError, match="type a text query"):
@@ -197,13 +201,16 @@ def test_demo_in_a_browser(workspace: Path, tmp_path: Path, browser, demo_server
 
     browser.find_element(By.XPATH, "//button[@role='tab'][contains(., 'Video')]").click()
     choice = _wait_for(browser, "#video-query input")[0]
-    choice.click()
-    choice.send_keys(ids[0])
-    choice.send_keys(Keys.ENTER)
+    choice.click()  # opens the menu of extracted clips, in extraction order; pick the runner-up clip
+    position = load_features(workspace / "features", "video").ids.index(ids[1])
+    choice.send_keys(*[Keys.ARROW_DOWN] * (position + 1), Keys.ENTER)
+    assert choice.get_attribute("value") == ids[1]
     browser.find_element(By.CSS_SELECTOR, "#search-texts").click()
     rows = _wait_for(browser, "#text-hits tr.hit")
-    texts = [row.find_element(By.CSS_SELECTOR, ".hit-text").text for row in rows]
-    assert texts == expected_text_ranking(workspace, ids[0], TOP_K)
+    texts, text_scores = expected_text_ranking(workspace, ids[1], TOP_K)
+    assert [row.find_element(By.CSS_SELECTOR, ".hit-text").text for row in rows] == texts
+    shown = [float(row.find_element(By.CSS_SELECTOR, ".score").text) for row in rows]
+    np.testing.assert_allclose(shown, text_scores, atol=1e-4)
     browser.save_screenshot(str(tmp_path / "demo-video-to-text.png"))
 
 

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     import gradio as gr
     from PIL import Image
 
+MAX_TOP_K = 50  # slider range (a larger --top_k widens it)
+MAX_LISTED_CLIPS = 1000  # ids offered in the clip menu
 EXTRACT_HINT = "eva02at extract --model MODEL_DIR --videos VIDEOS --texts TEXTS.txt --output_dir {dir}"
 
 
@@ -141,9 +143,11 @@ class FeatureSearch:
         """The ``k`` texts closest to ``video``: an extracted video id or a video file, best first."""
         if self.texts is None:
             raise DemoSetupError(f"{self.features_dir} holds no text embeddings to search")
+        if not video:
+            raise ValueError("pick an extracted clip or upload a video")
         if self.videos is not None and video in self.videos.ids:
             query = self.videos.embeddings[self.videos.ids.index(video)][None]
-        elif video and Path(video).is_file():
+        elif Path(video).is_file():
             query, _, failures = self.extractor.embed_videos([VideoItem(video, video)], [0])
             if failures:
                 raise ValueError(failures[0]["error"])
@@ -255,9 +259,7 @@ def build_demo(
                 query = gr.Textbox(
                     label="Text query", placeholder="open the fridge", elem_id="query", scale=4
                 )
-                k_videos = gr.Slider(
-                    1, max(num_videos, 1), value=min(top_k, max(num_videos, 1)), step=1, label="top k"
-                )
+                k_videos = _top_k_slider(num_videos, top_k)
             text_button = gr.Button("Search clips", variant="primary", elem_id="search-videos")
             video_results = gr.HTML(elem_id="video-results")
             strips = gr.Image(label="Frame strips", type="pil", elem_id="frame-strips", interactive=False)
@@ -266,17 +268,29 @@ def build_demo(
         with gr.Tab("Video → text"):
             video_ids = index.videos.ids if index.videos is not None else []
             with gr.Row():
-                video_id = gr.Dropdown(video_ids, label="Extracted clip", elem_id="video-query", scale=3)
-                upload = gr.Video(label="or a video file", sources=["upload"], elem_id="video-upload")
-                k_texts = gr.Slider(
-                    1, max(num_texts, 1), value=min(top_k, max(num_texts, 1)), step=1, label="top k"
+                video_id = gr.Dropdown(
+                    video_ids[:MAX_LISTED_CLIPS],  # any other id can be typed
+                    value=None,
+                    label="Extracted clip (pick or type its id)",
+                    allow_custom_value=True,
+                    elem_id="video-query",
+                    scale=3,
                 )
+                upload = gr.Video(label="or a video file", sources=["upload"], elem_id="video-upload")
+                k_texts = _top_k_slider(num_texts, top_k)
             video_button = gr.Button("Search texts", variant="primary", elem_id="search-texts")
             text_results = gr.HTML(elem_id="text-results")
             video_button.click(run_video_query, [video_id, upload, k_texts], text_results)
     if index.videos is not None:  # the clip players fetch exactly these files, nothing else is served
         gr.set_static_paths(sorted(set(index.videos.table["path"])))
     return page
+
+
+def _top_k_slider(count: int, top_k: int) -> gr.Slider:
+    import gradio as gr
+
+    largest = max(1, min(count, max(MAX_TOP_K, top_k)))
+    return gr.Slider(1, largest, value=min(top_k, largest), step=1, label="top k")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
