@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from eva02at_hf.cli import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, main
-from eva02at_hf.data import synthetic
+from eva02at_hf.data import BadRowError, synthetic
 from eva02at_hf.features import FeatureExtractor
 from eva02at_hf.reliability import NonFiniteError
 from eva02at_hf.training import (
@@ -734,7 +735,274 @@ EXTRACTION: list[Fault] = [
     ),
 ]
 
-FAULTS: list[Fault] = [*TRAINING, *EXTRACTION]
+
+# -------------------------------------------------------------------------- annotations, captions and pickles
+
+TRAIN_CSV = "EPIC_100_retrieval_train.csv"
+TEST_CSV = "EPIC_100_retrieval_test.csv"
+
+
+def _annotations(edit: Callable[[Path], None]) -> Callable[[Path, dict], dict]:
+    """Setup: a copy of the synthetic EK-100 annotation files that ``edit(data_dir)`` changes."""
+
+    def setup(tmp: Path, shared: dict) -> dict:
+        data = tmp / "annotations"
+        data.mkdir()
+        for file in (shared["root"] / "data").glob("*.csv"):
+            shutil.copy(file, data)
+        edit(data)
+        return {**shared, "data": data, "cache": tmp / "cache"}
+
+    return setup
+
+
+def _edit_line(name: str, line: int, edit: Callable[[bytes], bytes]) -> Callable[[Path], None]:
+    def apply(data: Path) -> None:
+        lines = (data / name).read_bytes().splitlines(keepends=True)
+        lines[line - 1] = edit(lines[line - 1])
+        (data / name).write_bytes(b"".join(lines))
+
+    return apply
+
+
+def _set_field(index: int, value: bytes) -> Callable[[bytes], bytes]:
+    """Line edit: field ``index`` (before any quoted field) becomes ``value``."""
+
+    def edit(line: bytes) -> bytes:
+        fields = line.split(b",")
+        fields[index] = value
+        return b",".join(fields)
+
+    return edit
+
+
+def _duplicate_row(data: Path) -> None:
+    lines = (data / TRAIN_CSV).read_text().splitlines(keepends=True)
+    (data / TRAIN_CSV).write_text("".join([*lines, lines[1]]))
+
+
+def _load_train(on_bad_row: str) -> Callable[[dict], Any]:
+    def action(ctx: dict) -> Any:
+        from eva02at_hf.data._common import load_split
+        from eva02at_hf.data.ek100 import EK100MIRBuilder
+
+        videos = str(ctx["root"] / "data" / "videos")
+        builder = EK100MIRBuilder(
+            data_dir=str(ctx["data"]), video_root=videos, cache_dir=str(ctx["cache"]), on_bad_row=on_bad_row
+        )
+        ctx["num_rows"] = len(load_split(builder, "train"))
+        ctx["report"] = builder.bad_row_report("train")
+        ctx["train_rows"] = len((ctx["data"] / TRAIN_CSV).read_text().splitlines()) - 1
+
+    return action
+
+
+def _one_skipped(reason: str) -> Callable[[dict], None]:
+    def check(ctx: dict) -> None:
+        assert ctx["report"].count == 1 and ctx["num_rows"] == ctx["train_rows"] - 1
+        assert reason in ctx["report"].examples[0][1], ctx["report"].examples
+
+    return check
+
+
+def _eval(ctx: dict) -> int:
+    _workspace(ctx)
+    argv = ["eval", "ek100_mir", "--model", str(ctx["model"]), "--data_dir", str(ctx["data"])]
+    return main(
+        [*argv, "--video_root", str(ctx["root"] / "data" / "videos"), "--cache_dir", str(ctx["cache"])]
+    )
+
+
+def _caption(text: Any) -> Callable[[dict], Any]:
+    def action(ctx: dict) -> Any:
+        _, processor = load_model_and_processor(None, num_frames=2)
+        return processor(text=text, return_tensors="pt")
+
+    return action
+
+
+def _pickle_file(payload: bytes) -> Callable[[Path, dict], dict]:
+    def setup(tmp: Path, shared: dict) -> dict:
+        (tmp / "relevancy.pkl").write_bytes(payload)
+        return {"pickle": tmp / "relevancy.pkl", "marker": tmp / "pwned"}
+
+    return setup
+
+
+def _load_pickle(ctx: dict) -> Any:
+    from eva02at_hf.safe_pickle import NUMPY_ARRAY_GLOBALS, restricted_pickle_load
+
+    return restricted_pickle_load(ctx["pickle"], NUMPY_ARRAY_GLOBALS, "numpy arrays")
+
+
+def _extract_list(name: str, content: bytes) -> Callable[[dict], int]:
+    def action(ctx: dict) -> int:
+        _workspace(ctx)
+        ctx["list"] = ctx["tmp"] / name
+        ctx["list"].write_bytes(content)
+        flag = "--videos" if name.endswith(".csv") else "--texts"
+        return main(["extract", "--model", str(ctx["model"]), flag, str(ctx["list"]), "--output_dir",
+                     str(ctx["tmp"] / "out"), "--no_progress"])  # fmt: skip
+
+    return action
+
+
+def _broken_video_folder(tmp: Path, shared: dict) -> dict:
+    ctx = {**_workspace(shared), "tmp": tmp}
+    ctx["videos"] = tmp / "clips"
+    ctx["videos"].mkdir()
+    shutil.copy(_video(shared), ctx["videos"] / "good.mp4")
+    (ctx["videos"] / "broken.mp4").write_bytes(b"\x00" * 64)
+    return ctx
+
+
+def _extract_broken_folder(ctx: dict) -> int:
+    return main(["extract", "--model", str(ctx["model"]), "--videos", str(ctx["videos"]), "--output_dir",
+                 str(ctx["tmp"] / "out"), "--num_frames", "2", "--no_progress"])  # fmt: skip
+
+
+ANNOTATIONS: list[Fault] = [
+    Fault(
+        "duplicate-narration-id-is-a-counted-bad-row",
+        "silently wrong",
+        _annotations(_duplicate_row),
+        _load_train("skip"),
+        check=_one_skipped("duplicate narration_id"),
+    ),
+    Fault(
+        "duplicate-narration-id-raises-under-on-bad-row-raise",
+        "silently wrong",
+        _annotations(_duplicate_row),
+        _load_train("raise"),
+        raises=BadRowError,
+        names=("{data}/" + TRAIN_CSV, "duplicate narration_id", "line 2"),
+    ),
+    Fault(
+        "negative-verb-class-is-a-counted-bad-row",
+        "silently wrong",
+        _annotations(_edit_line(TRAIN_CSV, 3, _set_field(10, b"-5"))),
+        _load_train("skip"),
+        check=_one_skipped("bad verb_class: -5"),
+    ),
+    Fault(
+        "negative-verb-class-raises-naming-the-row",
+        "silently wrong",
+        _annotations(_edit_line(TRAIN_CSV, 3, _set_field(10, b"-5"))),
+        _load_train("raise"),
+        raises=BadRowError,
+        names=("{data}/" + TRAIN_CSV, "verb_class", "-5"),
+    ),
+    Fault(
+        "eval-csv-missing-a-column-exits-2",
+        "unclear error",
+        _annotations(_edit_line(TEST_CSV, 1, lambda header: header.replace(b"verb_class", b"verb_klass"))),
+        _eval,
+        exit_code=EXIT_USAGE,
+        names=("{data}/" + TEST_CSV, "verb_class"),
+        kept=("{data}",),
+    ),
+    Fault(
+        "eval-csv-not-utf8",
+        "unclear error",
+        _annotations(_edit_line(TEST_CSV, 3, _set_field(8, "caf\u00e9".encode("latin-1")))),
+        _eval,
+        exit_code=EXIT_USAGE,
+        names=("{data}/" + TEST_CSV, "line 3", "UTF-8"),
+    ),
+    Fault(
+        "eval-binary-csv",
+        "unclear error",
+        _annotations(lambda data: (data / TEST_CSV).write_bytes(bytes(range(256)) * 64)),
+        _eval,
+        exit_code=EXIT_USAGE,
+        names=("{data}/" + TEST_CSV, "line 2", "UTF-8"),  # line 1 holds bytes 0-9: ASCII
+    ),
+    Fault(
+        "eval-csv-oversized-field",
+        "unclear error",
+        _annotations(_edit_line(TEST_CSV, 2, _set_field(8, b"x" * 200_000))),
+        _eval,
+        exit_code=EXIT_USAGE,
+        names=("{data}/" + TEST_CSV, "line 2", "field larger than field limit"),
+    ),
+    Fault(
+        "caption-none",
+        "unclear error",
+        _setup_nothing := (lambda tmp, shared: {}),
+        _caption([None]),
+        raises=TypeError,
+        names=("`text`[0]", "NoneType"),
+    ),  # fmt: skip
+    Fault(
+        "caption-number",
+        "unclear error",
+        _setup_nothing,
+        _caption(["ok", 3.5]),
+        raises=TypeError,
+        names=("`text`[1]", "float"),
+    ),  # fmt: skip
+    Fault(
+        "caption-bytes",
+        "unclear error",
+        _setup_nothing,
+        _caption([b"open the door"]),
+        raises=TypeError,
+        names=("`text`[0]", "bytes"),
+    ),  # fmt: skip
+    Fault(
+        "caption-empty-list",
+        "unclear error",
+        _setup_nothing,
+        _caption([]),
+        raises=TypeError,
+        names=("`text`", "non-empty list"),
+    ),  # fmt: skip
+    Fault(
+        "pickle-with-an-ext-opcode",
+        "unclear error",
+        _pickle_file(b"\x80\x02\x82\x01."),
+        _load_pickle,
+        raises=pickle.UnpicklingError,
+        names=("{pickle}", "extension code"),
+        kept=("{pickle}",),
+    ),
+    Fault(
+        "pickle-calling-os-system-is-refused",
+        "already held",
+        _pickle_file(b"cos\nsystem\n(S'touch pwned'\ntR."),
+        _load_pickle,
+        raises=pickle.UnpicklingError,
+        names=("{pickle}", "os.system"),
+        check=lambda ctx: not ctx["marker"].exists() or pytest.fail("the pickle ran code"),
+    ),
+    Fault(
+        "extract-video-csv-not-utf8",
+        "unclear error",
+        lambda tmp, shared: {**shared, "tmp": tmp},
+        _extract_list("clips.csv", b"path,id\nclip\xe9.mp4,a\n"),
+        exit_code=EXIT_USAGE,
+        names=("{list}", "line 2", "UTF-8"),
+    ),
+    Fault(
+        "extract-text-file-not-utf8",
+        "unclear error",
+        lambda tmp, shared: {**shared, "tmp": tmp},
+        _extract_list("texts.txt", b"open the door\n\xff\xfe cut\n"),
+        exit_code=EXIT_USAGE,
+        names=("{list}", "UTF-8"),
+    ),
+    Fault(
+        "extract-corrupt-video-is-listed-and-the-run-finishes",
+        "already held",
+        _broken_video_folder,
+        _extract_broken_folder,
+        exit_code=EXIT_PARTIAL,
+        names=("broken.mp4",),
+        kept=("{videos}",),
+    ),
+]
+
+FAULTS: list[Fault] = [*TRAINING, *EXTRACTION, *ANNOTATIONS]
 
 
 @pytest.mark.parametrize("fault", FAULTS, ids=[f.id for f in FAULTS])

@@ -467,7 +467,7 @@ def run_eval(args: argparse.Namespace) -> int:
             class_names = data.charades_ego_class_names(data_dir)
             metrics = evaluate_charades_ego(model, processor, videos, class_names, accelerator, **common)
             extra = {"num_videos": len(videos), "num_skipped": metrics.pop("num_skipped")}
-    except (FileNotFoundError, data.BadRowError) as err:
+    except (FileNotFoundError, data.BadRowError, data.AnnotationFileError) as err:
         raise UsageError(str(err)) from None
     result = {
         "model_name": Path(args.model).name,

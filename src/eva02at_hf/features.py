@@ -28,7 +28,6 @@ record lists, with any number of processes.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import logging
@@ -111,12 +110,12 @@ def read_video_list(source: str | os.PathLike) -> list[VideoItem]:
         files = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
         items = [VideoItem(id=p.relative_to(source).as_posix(), path=os.path.abspath(p)) for p in files]
     elif source.is_file():
+        from .data import AnnotationFileError
+        from .data._common import read_table
+
         items = []
-        with open(source, newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            if not reader.fieldnames or "path" not in reader.fieldnames:
-                raise ValueError(f"{source}: the CSV needs a 'path' column, found {reader.fieldnames}")
-            for line, row in enumerate(reader, start=2):
+        try:
+            for line, row in enumerate(read_table(str(source), ("path",)), start=2):
                 where = f"{source}:{line}"
                 path = (row.get("path") or "").strip()
                 if not path:
@@ -125,6 +124,8 @@ def read_video_list(source: str | os.PathLike) -> list[VideoItem]:
                 end = _optional_float(row.get("end"), "end", where)
                 item_id = (row.get("id") or "").strip() or path
                 items.append(VideoItem(item_id, os.path.abspath(source.parent / path), start, end))
+        except AnnotationFileError as err:
+            raise ValueError(f"--videos: {err}") from None
     else:
         raise FileNotFoundError(f"video source not found: {source} (expected a folder or a CSV file)")
     ids = [item.id for item in items]
@@ -141,7 +142,15 @@ def read_text_list(path: str | os.PathLike) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"text file not found: {path}")
-    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        from .data._common import first_undecodable_line
+
+        raise ValueError(
+            f"{path}: line {first_undecodable_line(path)}: not UTF-8 text ({err.reason}); save it as UTF-8"
+        ) from None
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def weights_digest(model: torch.nn.Module) -> str:

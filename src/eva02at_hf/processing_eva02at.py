@@ -84,7 +84,16 @@ class EVA02ATProcessor(ProcessorMixin):
         if videos is not None:
             data.update(self.video_processor(videos, seed=seed, **output_kwargs["videos_kwargs"]))
         if text is not None:
-            captions = [text] if isinstance(text, str) else list(text)
+            captions = (
+                [text] if isinstance(text, str) else list(text) if isinstance(text, list | tuple) else None
+            )
+            if not captions:
+                raise TypeError(f"`text` must be a string or a non-empty list of strings, got {text!r:.80}")
+            for i, caption in enumerate(captions):
+                if not isinstance(caption, str):
+                    raise TypeError(
+                        f"`text`[{i}] must be a string, got {type(caption).__name__} {caption!r:.80}"
+                    )
             failed = set(data.get("failed_indices", []))
             if failed and len(captions) == len(make_video_list(videos)):
                 captions = [caption for i, caption in enumerate(captions) if i not in failed]

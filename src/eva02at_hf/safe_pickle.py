@@ -85,3 +85,16 @@ def restricted_pickle_load(path: str | os.PathLike, allowed: AllowedGlobals, des
             return _RestrictedUnpickler(handle, allowed, description).load()
         except (pickle.UnpicklingError, EOFError) as error:
             raise pickle.UnpicklingError(f"{path}: {error or 'truncated pickle'}") from None
+        except (
+            ValueError,
+            KeyError,
+            IndexError,
+            TypeError,
+            AttributeError,
+            MemoryError,
+            RecursionError,
+        ) as error:
+            # e.g. an EXT opcode naming an unregistered extension code, or a malformed opcode stream
+            raise pickle.UnpicklingError(
+                f"{path}: not a loadable pickle ({type(error).__name__}: {error})"
+            ) from None

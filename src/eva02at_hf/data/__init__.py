@@ -6,7 +6,7 @@ Examples carry the video file(s) and the time window, never decoded frames; `eva
 and runs the processor at batching time.
 """
 
-from ._common import BadRowError, BadRowReport, LocalVideoConfig
+from ._common import AnnotationFileError, BadRowError, BadRowReport, LocalVideoConfig
 from .charades_ego import CharadesEgoBuilder, CharadesEgoConfig, charades_ego_class_names, load_charades_ego
 from .collate import ClipTransform, MultipleChoiceCollator, VideoTextCollator
 from .ego4d import (
@@ -32,6 +32,7 @@ from .ek100 import (
 from .video_layout import ClipSource, VideoLayout, read_window
 
 __all__ = [
+    "AnnotationFileError",
     "BadRowError",
     "BadRowReport",
     "CharadesEgoBuilder",

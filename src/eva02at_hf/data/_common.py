@@ -38,6 +38,11 @@ class BadRowError(ValueError):
     with no rows at all (every row skipped)."""
 
 
+class AnnotationFileError(ValueError):
+    """An annotation file that cannot be read as a whole: not UTF-8 text, malformed CSV (e.g. a field over the
+    csv module's size limit, NUL bytes), or a required column missing. The message names the file (and line)."""
+
+
 class BadRow(Exception):
     """Internal: why a row cannot be used (the ``reason`` is recorded in the `BadRowReport`)."""
 
@@ -108,6 +113,14 @@ def parse_int(text: object, name: str) -> int:
         raise BadRow(f"bad {name}: {text!r} is not an integer") from None
 
 
+def parse_class_id(text: object, name: str) -> int:
+    """A class index: an integer >= 0."""
+    value = parse_int(text, name)
+    if value < 0:
+        raise BadRow(f"bad {name}: {value} is not a class id (must be >= 0)")
+    return value
+
+
 def parse_int_list(text: object, name: str) -> list[int]:
     """A Python-literal list of ints (``"[13, 3]"``), parsed with `ast.literal_eval` (never ``eval``)."""
     try:
@@ -136,14 +149,38 @@ def check_columns(path: str, required: Sequence[str], delimiter: str = ",") -> N
         break
 
 
+def first_undecodable_line(path: str | os.PathLike) -> int | None:
+    """The 1-based number of the first line of ``path`` that is not UTF-8 (None if every line is)."""
+    with open(path, "rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                return number
+    return None
+
+
 def read_table(path: str, required: Sequence[str], delimiter: str = ",") -> Iterator[dict[str, str]]:
-    """Rows of a CSV/TSV file as dicts; raises ``ValueError`` naming the file if columns are missing."""
+    """Rows of a CSV/TSV file as dicts.
+
+    Raises:
+        AnnotationFileError: naming the file (and line) if columns are missing, the file is not UTF-8 text, or a
+            line is not CSV (an oversized field, NUL bytes).
+    """
     with open(path, newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle, delimiter=delimiter)
-        missing = [c for c in required if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"{path}: missing column(s) {missing}; found {reader.fieldnames}")
-        yield from reader
+        try:
+            missing = [c for c in required if c not in (reader.fieldnames or [])]
+            if missing:
+                raise AnnotationFileError(f"{path}: missing column(s) {missing}; found {reader.fieldnames}")
+            yield from reader
+        except UnicodeDecodeError as err:
+            raise AnnotationFileError(
+                f"{path}: line {first_undecodable_line(path)}: not UTF-8 text ({err.reason}); save the file as UTF-8"
+            ) from None
+        except csv.Error as err:
+            # the reader has not counted the line it failed on yet
+            raise AnnotationFileError(f"{path}: line {reader.line_num + 1}: malformed CSV ({err})") from None
 
 
 def fingerprint_dir(path: str | os.PathLike) -> str:
@@ -299,7 +336,7 @@ def load_split(builder: LocalVideoBuilder, split: str) -> datasets.Dataset:
     try:
         builder.download_and_prepare()
     except datasets.exceptions.DatasetGenerationError as err:
-        if isinstance(err.__cause__, BadRowError):
+        if isinstance(err.__cause__, BadRowError | AnnotationFileError):
             raise err.__cause__ from None
         raise
     available = list(builder.info.splits or {})

@@ -36,7 +36,7 @@ from ._common import (
     check_columns,
     check_window,
     load_split,
-    parse_int,
+    parse_class_id,
     parse_int_list,
     parse_timestamp,
     read_table,
@@ -78,7 +78,7 @@ def parse_clip_row(row: dict[str, str | None]) -> dict:
         "start": start,
         "stop": stop,
         "narration": (row.get("narration") or "").strip(),
-        "verb_class": parse_int(row.get("verb_class"), "verb_class"),
+        "verb_class": parse_class_id(row.get("verb_class"), "verb_class"),
         "noun_classes": parse_int_list(row.get("all_noun_classes"), "all_noun_classes"),
     }
 
@@ -131,9 +131,16 @@ class EK100MIRBuilder(LocalVideoBuilder):
     def _generate_examples(self, path: str, split: str):
         layout = self.video_layout()
         report = self.new_report(path)
+        first_line: dict[str, int] = {}
         for index, row in enumerate(read_table(path, _CLIP_REQUIRED)):
             try:
                 clip = parse_clip_row(row)
+                if clip["narration_id"] in first_line:
+                    raise BadRow(
+                        f"duplicate narration_id: {clip['narration_id']} is also on line "
+                        f"{first_line[clip['narration_id']]}"
+                    )
+                first_line[clip["narration_id"]] = index + 2
                 stems = [f"{clip['participant_id']}/{clip['video_id']}", clip["video_id"]]
                 source = self.locate(layout, stems, clip["start"], clip["stop"])
             except BadRow as bad:
@@ -188,12 +195,16 @@ def load_ek100_sentences(data_dir: str | os.PathLike, split: str) -> datasets.Da
         )
         noun_column = "all_noun_classes"
     table: dict[str, list] = {"narration_id": [], "narration": [], "verb_class": [], "noun_classes": []}
+    seen: set[str] = set()
     for row, (verb, nouns, where) in zip(rows, classes, strict=True):
         try:
-            table["verb_class"].append(parse_int(verb, "verb_class"))
+            table["verb_class"].append(parse_class_id(verb, "verb_class"))
             table["noun_classes"].append(parse_int_list(nouns, noun_column))
         except BadRow as bad:
             raise ValueError(f"{where}: {bad}") from None
+        if row["narration_id"] in seen:
+            raise ValueError(f"{path}: duplicate sentence narration_id {row['narration_id']!r}")
+        seen.add(row["narration_id"])
         table["narration_id"].append(row["narration_id"])
         table["narration"].append(row["narration"].strip())
     features = datasets.Features(
