@@ -37,6 +37,8 @@ def test_vit_preset_builds_the_vit_tower_with_zero_temporal_embedding() -> None:
     assert model.vision_model.embeddings.patch_embedding.bias is None and model.visual_projection.bias is None
     with pytest.raises(StrictDataclassClassValidationError, match="hidden_act='swish_glu'"):
         EVA02ATConfig.from_preset("vit-tiny", vision_config={"hidden_act": "swish_glu"})
+    with pytest.raises(ValueError, match=r"\['temporal_position_encoding'\] configure the EVA02-AT tower"):
+        EVA02ATConfig.from_preset("vit-tiny", vision_config={"temporal_position_encoding": "rope"})
 
 
 def test_vit_outputs_and_attention_backends(vit_model, tiny_inputs) -> None:

@@ -112,7 +112,6 @@ def preset_for(config: Any) -> str:
 
 def run_convert(args: argparse.Namespace) -> int:
     from .conversion import (
-        ConversionError,
         convert_checkpoint,
         load_checkpoint,
         read_architecture_hints,
@@ -142,7 +141,7 @@ def run_convert(args: argparse.Namespace) -> int:
             hints=read_architecture_hints(checkpoint),
             **overrides,
         )
-    except ConversionError as error:
+    except ValueError as error:  # ConversionError, or an option the converted tower does not have
         raise UsageError(f"--checkpoint {args.checkpoint}: {error}") from None
     model.save_pretrained(args.output_dir)
     saved = [type(model).__name__]

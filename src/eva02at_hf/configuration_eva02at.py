@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -225,6 +226,10 @@ class EVA02ATTextConfig(CLIPTextConfig):
     pad_token_id: int | None = 0
 
 
+def _field_names(config_class: type[PreTrainedConfig]) -> set[str]:
+    return {field.name for field in dataclasses.fields(config_class)}
+
+
 @strict
 class EVA02ATConfig(PreTrainedConfig):
     r"""Configuration of [`EVA02ATForVideoTextRetrieval`]: video tower + text tower + projections.
@@ -260,6 +265,14 @@ class EVA02ATConfig(PreTrainedConfig):
             isinstance(self.vision_config, dict)
             and self.vision_config.get("model_type") == EVA02ATViTVisionConfig.model_type
         ):
+            eva02_only = sorted(
+                set(self.vision_config)
+                & (_field_names(EVA02ATVisionConfig) - _field_names(EVA02ATViTVisionConfig))
+            )
+            if eva02_only:
+                raise ValueError(
+                    f"{eva02_only} configure the EVA02-AT tower; the CLIP ViT tower has no RoPE or SwiGLU options."
+                )
             self.vision_config = EVA02ATViTVisionConfig(**self.vision_config)
         super().__post_init__(**kwargs)
 
