@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from transformers import HfArgumentParser
 
 from eva02at_hf.data import charades_ego_class_names, load_charades_ego, load_egomcq
+from eva02at_hf.reliability import atomic_write_json
 from eva02at_hf.training import (
     EK100Split,
     TrainingConfig,
@@ -105,8 +106,7 @@ def main(argv: list[str] | None = None) -> dict:
         )
     if accelerator.is_main_process:
         os.makedirs(args.output_dir, exist_ok=True)
-        with open(os.path.join(args.output_dir, "zero_shot.json"), "w") as handle:
-            json.dump(results, handle, indent=2)
+        atomic_write_json(os.path.join(args.output_dir, "zero_shot.json"), results)
         print(json.dumps(results, indent=2))
     return results
 

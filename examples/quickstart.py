@@ -11,7 +11,6 @@ EK-100 MIR metrics (mAP / nDCG in %, on the synthetic test split) and the model 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import time
@@ -21,6 +20,7 @@ from transformers import AutoModel, AutoProcessor
 
 import eva02at_hf  # noqa: F401  (registers EVA02-AT with the Auto classes)
 from eva02at_hf.data import synthetic
+from eva02at_hf.reliability import atomic_write_json
 from eva02at_hf.training import (
     EK100Split,
     TrainingConfig,
@@ -121,8 +121,7 @@ def main(argv: list[str] | None = None) -> dict:
     print("[5/5] text-to-video search on the test clips:")
     print_queries(reloaded_model, reloaded_processor, test, accelerator, args.num_frames)
     results = {"zero_shot": zero_shot, "fine_tuned": fine_tuned, "reloaded": reloaded}
-    with open(os.path.join(args.output_dir, "results.json"), "w") as handle:
-        json.dump(results, handle, indent=2)
+    atomic_write_json(os.path.join(args.output_dir, "results.json"), results)
     print(
         f"\nresults: {os.path.join(args.output_dir, 'results.json')} ({time.perf_counter() - started:.0f} s)"
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import pickle
 import shutil
 from collections.abc import Callable
@@ -24,7 +25,7 @@ from safetensors.torch import load_file, save_file
 from eva02at_hf.cli import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, main
 from eva02at_hf.data import BadRowError, synthetic
 from eva02at_hf.features import FeatureExtractor
-from eva02at_hf.reliability import NonFiniteError
+from eva02at_hf.reliability import NonFiniteError, atomic_export
 from eva02at_hf.training import (
     EK100Split,
     Trainer,
@@ -38,6 +39,8 @@ from eva02at_hf.video_io import VideoDecodeError, read_clip
 
 # ------------------------------------------------------------------------------------------------- the table
 
+CATEGORIES = ("lost work", "silently wrong", "unclear error", "already held")
+
 
 @dataclass
 class Fault:
@@ -50,7 +53,7 @@ class Fault:
     """
 
     id: str
-    category: str  # "lost work", "silently wrong", "unclear error", "already held"
+    category: str  # one of CATEGORIES
     setup: Callable[[Path, dict], dict]
     action: Callable[[dict], Any]
     raises: type[BaseException] | None = None
@@ -546,8 +549,18 @@ def _processor_skip(ctx: dict) -> None:
 
 
 def _overhang(ctx: dict) -> None:
-    frames = read_clip(ctx["video"], 0.0, 3600.0, 4)
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger("eva02at_hf.video_io")
+    logger.addHandler(handler)
+    try:
+        frames = read_clip(ctx["video"], 0.0, 3600.0, 4)
+    finally:
+        logger.removeHandler(handler)
     assert frames.shape[0] == 4
+    [record] = records
+    assert "runs past the video's end" in record.getMessage() and str(ctx["video"]) in record.getMessage()
 
 
 def _csv_with_nan_window(ctx: dict) -> int:
@@ -715,7 +728,7 @@ EXTRACTION: list[Fault] = [
         names=("{video}", "end -1.0 must be >= 0"),
     ),  # fmt: skip
     Fault("processor-bad-windows-are-counted-skips", "silently wrong", _video_ctx, _processor_skip),
-    Fault("window-overhanging-the-end-is-clamped", "already held", _video_ctx, _overhang),
+    Fault("window-overhanging-the-end-is-clamped-with-a-warning", "silently wrong", _video_ctx, _overhang),
     Fault(
         "extract-csv-with-a-nan-window",
         "unclear error",
@@ -1002,7 +1015,57 @@ ANNOTATIONS: list[Fault] = [
     ),
 ]
 
-FAULTS: list[Fault] = [*TRAINING, *EXTRACTION, *ANNOTATIONS]
+
+# --------------------------------------------------------------------------------------------- exported folders
+
+
+def _user_folder(tmp: Path, shared: dict) -> dict:
+    folder = tmp / "eva02at-b"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"old": true}')
+    (folder / "NOTES.md").write_text("my notes")
+    return {"folder": folder}
+
+
+def _export_interrupted(ctx: dict) -> None:
+    with atomic_export(ctx["folder"]) as staging:
+        (staging / "config.json").write_text('{"new": tr')  # half-written when the disk fills up
+        raise OSError(28, "No space left on device")
+
+
+def _export_finished(ctx: dict) -> None:
+    with atomic_export(ctx["folder"]) as staging:
+        (staging / "config.json").write_text('{"new": true}')
+
+
+def _after_export(ctx: dict) -> None:
+    assert json.loads((ctx["folder"] / "config.json").read_text()) == {"new": True}
+    assert (ctx["folder"] / "NOTES.md").read_text() == "my notes"  # the user's other files stay
+    assert not list(ctx["folder"].parent.glob(".*incomplete"))
+
+
+EXPORTS: list[Fault] = [
+    Fault(
+        "disk-full-while-exporting-into-a-user-folder",
+        "lost work",
+        _user_folder,
+        _export_interrupted,
+        raises=OSError,
+        names=("No space left",),
+        kept=("{folder}",),
+        check=lambda ctx: not list(ctx["folder"].parent.glob(".*incomplete")) or pytest.fail("staging left"),
+    ),
+    Fault(
+        "export-into-a-user-folder-keeps-other-files",
+        "lost work",
+        _user_folder,
+        _export_finished,
+        kept=("{folder}/NOTES.md",),
+        check=_after_export,
+    ),
+]
+
+FAULTS: list[Fault] = [*TRAINING, *EXTRACTION, *ANNOTATIONS, *EXPORTS]
 
 
 @pytest.mark.parametrize("fault", FAULTS, ids=[f.id for f in FAULTS])
@@ -1028,6 +1091,14 @@ def test_fault(fault: Fault, shared: dict, tmp_path: Path, capsys) -> None:
         fault.check(ctx)
 
 
-def test_every_category_is_covered() -> None:
-    assert {f.category for f in FAULTS} <= {"lost work", "silently wrong", "unclear error", "already held"}
+def test_every_row_has_a_known_category_and_its_own_id() -> None:
+    assert {f.category for f in FAULTS} == set(CATEGORIES)
     assert len({f.id for f in FAULTS}) == len(FAULTS)
+
+
+def test_reliability_doc_counts_match_the_table() -> None:
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "reliability.md").read_text()
+    counts = {category: sum(f.category == category for f in FAULTS) for category in CATEGORIES}
+    for category, count in counts.items():
+        assert f"| {category} | {count} |" in doc, category
+    assert f"| **total** | **{len(FAULTS)}** |" in doc

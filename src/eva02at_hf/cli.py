@@ -62,8 +62,10 @@ def _write_json(path: str | None, payload: Any) -> None:
     """Write ``payload`` as strict JSON: NaN (e.g. an accuracy over no question) becomes null."""
     if path is None:
         return
+    from .reliability import atomic_write_text
+
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(_nan_to_null(payload), indent=2, allow_nan=False), encoding="utf-8")
+    atomic_write_text(path, json.dumps(_nan_to_null(payload), indent=2, allow_nan=False))
 
 
 def _nan_to_null(payload: Any) -> Any:
@@ -118,6 +120,7 @@ def run_convert(args: argparse.Namespace) -> int:
         resolve_checkpoint,
     )
     from .processing_eva02at import EVA02ATProcessor
+    from .reliability import atomic_export
 
     if args.results and not args.push_to_hub:
         raise UsageError("--results is only used with --push_to_hub (it fills the model card)")
@@ -143,18 +146,19 @@ def run_convert(args: argparse.Namespace) -> int:
         )
     except ValueError as error:  # ConversionError, or an option the converted tower does not have
         raise UsageError(f"--checkpoint {args.checkpoint}: {error}") from None
-    model.save_pretrained(args.output_dir)
     saved = [type(model).__name__]
     vision_config = getattr(model.config, "vision_config", model.config)
-    if args.processor:
-        size = vision_config.image_size
-        EVA02ATProcessor.from_preset(
-            preset_for(model.config),
-            num_frames=vision_config.num_frames,
-            size={"shortest_edge": size},
-            crop_size={"height": size, "width": size},
-        ).save_pretrained(args.output_dir)
-        saved.append("processor")
+    with atomic_export(args.output_dir) as staging:  # an interrupted save leaves no truncated file
+        model.save_pretrained(staging)
+        if args.processor:
+            size = vision_config.image_size
+            EVA02ATProcessor.from_preset(
+                preset_for(model.config),
+                num_frames=vision_config.num_frames,
+                size={"shortest_edge": size},
+                crop_size={"height": size, "width": size},
+            ).save_pretrained(staging)
+            saved.append("processor")
     print(f"saved {' + '.join(saved)} to {args.output_dir}")
     if args.push_to_hub:
         _publish(args.output_dir, args.push_to_hub, args.results, None, args.private, None, args.token, False)

@@ -2,9 +2,9 @@
 
 One home for each, reused by training, extraction, search and the command line (see ``docs/reliability.md``):
 
-* `atomic_write_text` / `atomic_write_json` / `atomic_folder`: a file or folder is written under a temporary
-  sibling name (``.<name>.incomplete``) and renamed into place, so an interruption (kill, full disk) leaves
-  either the old complete version or the new complete version, never a truncated one.
+* `atomic_write_text` / `atomic_write_json` / `atomic_folder` / `atomic_export`: a file or folder is written under
+  a temporary sibling name (``.<name>.incomplete``) and renamed into place, so an interruption (kill, full disk)
+  leaves either the old complete version or the new complete version, never a truncated one.
 * `check_finite`: raises `NonFiniteError` naming what held NaN / inf (and how many values).
 * `load_pretrained_checked`: ``from_pretrained(..., output_loading_info=True)`` that refuses missing,
   unexpected or mismatched keys, non-floating weights and non-finite weights, naming them.
@@ -87,6 +87,29 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     commit_folder(tmp, path)
+
+
+@contextmanager
+def atomic_export(path: str | os.PathLike) -> Iterator[Path]:
+    """Like `atomic_folder`, for a folder the user named: a new ``path`` appears whole; into an existing one each
+    written file is renamed over its old version (never truncated) and the user's other files are left alone."""
+    path = Path(path)
+    if not path.exists():
+        with atomic_folder(path) as tmp:
+            yield tmp
+        return
+    tmp = incomplete_sibling(path)
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        yield tmp
+        for file in sorted(p for p in tmp.rglob("*") if p.is_file()):
+            target = path / file.relative_to(tmp)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(file, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def count_nonfinite(tensor: torch.Tensor) -> int:
@@ -175,6 +198,7 @@ __all__ = [
     "CheckpointLoadError",
     "INCOMPLETE_SUFFIX",
     "NonFiniteError",
+    "atomic_export",
     "atomic_folder",
     "atomic_write_json",
     "atomic_write_text",
