@@ -4,6 +4,7 @@ Expected rankings are computed here from the model and the stored shards (cosine
 demo's code.
 """
 
+import logging
 import os
 import shutil
 import signal
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 from eva02at_hf import EVA02ATConfig, EVA02ATForVideoTextRetrieval
 from eva02at_hf.cli import EXIT_PARTIAL, EXIT_USAGE, main
@@ -101,7 +103,7 @@ def test_feature_search_ranks_both_ways(workspace: Path) -> None:
         index.video_to_text("nope")
 
 
-def test_unsearchable_folders_say_why(workspace: Path, tmp_path: Path) -> None:
+def test_unsearchable_folders_say_why(workspace: Path, tmp_path: Path, caplog) -> None:
     with pytest.raises(DemoSetupError, match=r"(?s)no manifest\.json .*eva02at extract --model"):
         FeatureSearch(tmp_path)
     moved = tmp_path / "moved"
@@ -115,6 +117,18 @@ def test_unsearchable_folders_say_why(workspace: Path, tmp_path: Path) -> None:
     processor_for(config).save_pretrained(tmp_path / "other")
     with pytest.raises(DemoSetupError, match="32-dimensional video features but .* in 16 dimensions"):
         FeatureSearch(workspace / "features", model=str(tmp_path / "other"))
+    broken = tmp_path / "broken-model"
+    shutil.copytree(workspace / "model", broken)
+    weights = load_file(broken / "model.safetensors")
+    save_file({k: v for k, v in weights.items() if "text_projection" not in k}, broken / "model.safetensors")
+    with pytest.raises(DemoSetupError, match="query model cannot be loaded.*text_projection"):
+        FeatureSearch(workspace / "features", model=str(broken))
+    with caplog.at_level(logging.WARNING, logger="eva02at_hf.demo"):
+        assert isinstance(build_demo(tmp_path / "nowhere"), gr.Blocks)  # the page explaining why
+    assert "cannot search" in caplog.text and "is not a folder" in caplog.text
+    if not torch.cuda.is_available():
+        argv = ["demo", "--features", str(workspace / "features"), "--device", "cuda"]
+        assert main(argv) == EXIT_USAGE
     assert main(["demo", "--features", str(tmp_path), "--port", "0"]) == EXIT_USAGE  # --port must be >= 1
     assert main(["demo", "--help"]) == 0
 

@@ -76,6 +76,15 @@ def _nan_to_null(payload: Any) -> Any:
     return _nan_to_none(payload) if isinstance(payload, float) else payload
 
 
+def _check_device(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(
+            f"--device {device}: no CUDA device is available (torch.cuda.is_available() is False)"
+        )
+
+
 def _load_model(model: str, device: str = "cpu", dtype: str = "float32") -> tuple[Any, Any]:
     """(model on ``device`` in ``dtype``, processor) from a saved / converted folder."""
     import torch
@@ -92,10 +101,7 @@ def _load_model(model: str, device: str = "cpu", dtype: str = "float32") -> tupl
             else ""
         )
         raise UsageError(f"--model: folder not found: {model}{hint}")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError(
-            f"--device {device}: no CUDA device is available (torch.cuda.is_available() is False)"
-        )
+    _check_device(device)
     try:
         network, processor = load_model_and_processor(model)
     except CheckpointLoadError as err:
@@ -413,6 +419,7 @@ def run_demo(args: argparse.Namespace) -> int:
     except ImportError as err:
         raise UsageError(f"the demo needs Gradio: pip install gradio (or eva02at-hf[demo]) ({err})") from None
 
+    _check_device(args.device)
     page = build_demo(args.features, model=args.model, device=args.device, top_k=args.top_k)
     _, url = launch(page, host=args.host, port=args.port, block=False)
     print(f"EVA02-AT demo on {url} (Ctrl-C to stop)", flush=True)

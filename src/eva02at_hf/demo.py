@@ -14,6 +14,7 @@ The server binds 127.0.0.1 on a free port unless told otherwise; on a Hugging Fa
 from __future__ import annotations
 
 import html
+import logging
 import os
 import socket
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from .features import FeatureExtractor, FeatureSet, VideoItem, load_features, read_manifest, weights_digest
+from .reliability import CheckpointLoadError
 from .search import search
 
 if TYPE_CHECKING:
@@ -31,6 +33,8 @@ if TYPE_CHECKING:
 
 MAX_TOP_K = 50  # slider range (a larger --top_k widens it)
 MAX_LISTED_CLIPS = 1000  # ids offered in the clip menu
+logger = logging.getLogger(__name__)
+
 EXTRACT_HINT = "eva02at extract --model MODEL_DIR --videos VIDEOS --texts TEXTS.txt --output_dir {dir}"
 
 
@@ -69,8 +73,8 @@ class FeatureSearch:
         device: torch device of the model.
 
     Raises:
-        DemoSetupError: no manifest, no embeddings, the model cannot be found, or its embedding size differs
-            from the features'.
+        DemoSetupError: no manifest, no embeddings, the model cannot be found or loaded, or its embedding size
+            differs from the features'.
     """
 
     def __init__(
@@ -98,7 +102,10 @@ class FeatureSearch:
                 f"the model that embeds the queries was not found: {self.model_path!r} (recorded in "
                 f"{self.features_dir / 'manifest.json'}); pass the extraction's model folder with --model"
             )
-        network, self.processor = load_model_and_processor(self.model_path)
+        try:
+            network, self.processor = load_model_and_processor(self.model_path)
+        except CheckpointLoadError as err:
+            raise DemoSetupError(f"the query model cannot be loaded: {err}") from None
         self.model = network.to(device).eval()
         dim = self.model.config.projection_dim
         for kind, features in (("video", self.videos), ("text", self.texts)):
@@ -223,6 +230,7 @@ def build_demo(
     try:
         index = FeatureSearch(features_dir, model, device)
     except DemoSetupError as err:
+        logger.warning("cannot search %s: %s", features_dir, err)
         with gr.Blocks(title="EVA02-AT search: nothing to search") as page:
             gr.Markdown("# EVA02-AT search")
             gr.HTML(_message_html(f"Cannot search {features_dir}:\n\n{err}"))
