@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from PIL import Image
 
 MAX_TOP_K = 50  # slider range (a larger --top_k widens it)
-MAX_LISTED_CLIPS = 1000  # ids offered in the clip menu
 logger = logging.getLogger(__name__)
 
 EXTRACT_HINT = "eva02at extract --model MODEL_DIR --videos VIDEOS --texts TEXTS.txt --output_dir {dir}"
@@ -151,7 +150,7 @@ class FeatureSearch:
         if self.texts is None:
             raise DemoSetupError(f"{self.features_dir} holds no text embeddings to search")
         if not video:
-            raise ValueError("pick an extracted clip or upload a video")
+            raise ValueError("type an extracted clip id or upload a video")
         if self.videos is not None and video in self.videos.ids:
             query = self.videos.embeddings[self.videos.ids.index(video)][None]
         elif Path(video).is_file():
@@ -256,7 +255,7 @@ def build_demo(
 
     def run_video_query(video_id: str | None, upload: str | None, k: float) -> str:
         try:
-            return text_hits_html(index.video_to_text(upload or video_id or "", int(k)))
+            return text_hits_html(index.video_to_text(upload or (video_id or "").strip(), int(k)))
         except (ValueError, DemoSetupError) as err:
             return _message_html(str(err))
 
@@ -274,13 +273,11 @@ def build_demo(
             for trigger in (text_button.click, query.submit):
                 trigger(run_text_query, [query, k_videos], [video_results, strips])
         with gr.Tab("Video → text"):
-            video_ids = index.videos.ids if index.videos is not None else []
+            example = index.videos.ids[0] if index.videos is not None else ""
             with gr.Row():
-                video_id = gr.Dropdown(
-                    video_ids[:MAX_LISTED_CLIPS],  # any other id can be typed
-                    value=None,
-                    label="Extracted clip (pick or type its id)",
-                    allow_custom_value=True,
+                video_id = gr.Textbox(
+                    label="Extracted clip id (as listed in the text → video results)",
+                    placeholder=example,
                     elem_id="video-query",
                     scale=3,
                 )
@@ -288,7 +285,8 @@ def build_demo(
                 k_texts = _top_k_slider(num_texts, top_k)
             video_button = gr.Button("Search texts", variant="primary", elem_id="search-texts")
             text_results = gr.HTML(elem_id="text-results")
-            video_button.click(run_video_query, [video_id, upload, k_texts], text_results)
+            for trigger in (video_button.click, video_id.submit):
+                trigger(run_video_query, [video_id, upload, k_texts], text_results)
     if index.videos is not None:  # the clip players fetch exactly these files, nothing else is served
         gr.set_static_paths(sorted(set(index.videos.table["path"])))
     return page
