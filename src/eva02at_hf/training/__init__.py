@@ -30,12 +30,16 @@ from .loop import (
     recipe_default,
     save_results,
 )
+from .lora import LORA_TARGET_MODULES, add_lora, merged_copy
 from .models import load_model_and_processor, processor_for
 from .objectives import LOSSES, SOFT_LABEL_LOSSES, RetrievalObjective, build_loss
 from .recipes import build_ek100_trainer, ek100_evaluator
 from .schedules import SCHEDULES, build_scheduler
 
 __all__ = [
+    "LORA_TARGET_MODULES",
+    "add_lora",
+    "merged_copy",
     "LOSSES",
     "SCHEDULES",
     "SOFT_LABEL_LOSSES",

@@ -40,6 +40,7 @@ from typing import Any
 import torch
 from accelerate import Accelerator, DataLoaderConfiguration, skip_first_batches
 from accelerate.utils import DistributedType, ProjectConfiguration, is_tensorboard_available, set_seed
+from peft import PeftModel
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 from transformers.modeling_layers import GradientCheckpointingLayer
@@ -54,6 +55,7 @@ from ..reliability import (
     incomplete_sibling,
 )
 from .data import EpochShuffleSampler
+from .lora import LORA_TARGET_MODULES, add_lora, merged_copy
 from .objectives import RetrievalObjective
 from .schedules import SCHEDULES, build_scheduler
 
@@ -85,7 +87,11 @@ RESUME_FIELDS = (
     "optimizer",
     "weight_decay",
     "seed",
+    "lora_r",
+    "lora_alpha",
+    "lora_target_modules",
 )
+ADAPTER_DIR = "adapter"
 
 
 @dataclass
@@ -139,6 +145,20 @@ class TrainingConfig:
         metadata={"help": "Push the best (else last) model with its metrics at the end, after results.json."},
     )
     hub_model_id: str | None = field(default=None, metadata={"help": "Hub repository for --push_to_hub."})
+    lora_r: int | None = field(
+        default=None,
+        metadata={"help": "Train LoRA adapters of this rank (peft) instead of all weights; off when unset."},
+    )
+    lora_alpha: float | None = field(
+        default=None, metadata={"help": "LoRA alpha: updates are scaled by alpha / r (default 2 x --lora_r)."}
+    )
+    lora_target_modules: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": f"Layers to adapt (default: attention and MLP projections, {' '.join(LORA_TARGET_MODULES)})."
+        },
+    )
+    lora_dropout: float = field(default=0.0, metadata={"help": "Dropout on the LoRA adapters' input."})
 
     def __post_init__(self) -> None:
         checks = [
@@ -157,6 +177,13 @@ class TrainingConfig:
             (not self.push_to_hub or self.hub_model_id, "--push_to_hub needs --hub_model_id"),
             (self.save_total_limit is None or self.save_total_limit >= 1, "--save_total_limit must be >= 1"),
             (self.max_nonfinite_steps >= 0, "--max_nonfinite_steps must be >= 0"),
+            (self.lora_r is None or self.lora_r >= 1, "--lora_r must be >= 1"),
+            (self.lora_alpha is None or self.lora_alpha > 0, "--lora_alpha must be > 0"),
+            (0 <= self.lora_dropout < 1, "--lora_dropout must be in [0, 1)"),
+            (
+                self.lora_r is not None or (self.lora_alpha, self.lora_target_modules) == (None, None),
+                "--lora_alpha / --lora_target_modules need --lora_r",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -321,6 +348,18 @@ class Trainer:
         self.config, self.processor, self.objective, self.evaluate = config, processor, objective, evaluate
         self.accelerator = accelerator or build_accelerator(config)
         set_seed(config.seed)
+        if config.lora_r is not None:
+            if self.accelerator.distributed_type == DistributedType.FSDP:
+                raise ValueError(
+                    "--lora_r with FSDP is not supported: saving merges the adapters into a copy of the whole "
+                    "model on one process. Train LoRA with DDP (the frozen weights need no gradients or "
+                    "optimizer state)"
+                )
+            model = add_lora(
+                model, config.lora_r, config.lora_alpha, config.lora_target_modules, config.lora_dropout
+            )
+            trainable, total = model.get_nb_trainable_parameters()
+            self.accelerator.print(f"LoRA rank {config.lora_r}: {trainable:,} of {total:,} parameters train")
         if config.gradient_checkpointing:
             model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
         if hasattr(model, "logit_scale"):
@@ -487,7 +526,10 @@ class Trainer:
 
     def save_pretrained(self, name: str) -> str:
         """Model + processor to ``<output_dir>/<name>``, loadable with AutoModel / AutoProcessor; written to a
-        temporary sibling and renamed over the previous folder only once complete. Refuses non-finite weights."""
+        temporary sibling and renamed over the previous folder only once complete. Refuses non-finite weights.
+
+        A LoRA run saves the model with its adapters merged into the weights, and the adapters alone (peft's
+        ``adapter_config.json`` + ``adapter_model.safetensors``) in ``<output_dir>/<name>/adapter``."""
         path = os.path.join(self.config.output_dir, name)
         self.check_weights_finite(path)
         self.accelerator.wait_for_everyone()
@@ -495,7 +537,12 @@ class Trainer:
         state_dict = self.accelerator.get_state_dict(self.model)
         if self.accelerator.is_main_process:
             with atomic_folder(path) as tmp:
-                self._plain_model().save_pretrained(tmp, state_dict=state_dict)
+                model = self._plain_model()
+                if isinstance(model, PeftModel):
+                    model.save_pretrained(tmp / ADAPTER_DIR, state_dict=state_dict)
+                    merged_copy(model).save_pretrained(tmp)
+                else:
+                    model.save_pretrained(tmp, state_dict=state_dict)
                 self.processor.save_pretrained(tmp)
         self.accelerator.wait_for_everyone()
         return path
