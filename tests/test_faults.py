@@ -537,6 +537,20 @@ def _video_ctx(tmp: Path, shared: dict) -> dict:
     return {"video": _video(shared)}
 
 
+def _bad_video(content: bytes) -> Callable[[Path, dict], dict]:
+    def setup(tmp: Path, shared: dict) -> dict:
+        (tmp / "clip.mp4").write_bytes(content)
+        return {"video": tmp / "clip.mp4"}
+
+    return setup
+
+
+def _truncated_video(tmp: Path, shared: dict) -> dict:
+    data = _video(shared).read_bytes()
+    (tmp / "clip.mp4").write_bytes(data[: len(data) // 2])
+    return {"video": tmp / "clip.mp4"}
+
+
 def _processor_skip(ctx: dict) -> None:
     """The processor with ``on_error="skip"``: bad windows are counted skips, the good clip is kept."""
     _, processor = load_model_and_processor(None, num_frames=2)
@@ -728,6 +742,38 @@ EXTRACTION: list[Fault] = [
         names=("{video}", "end -1.0 must be >= 0"),
     ),  # fmt: skip
     Fault("processor-bad-windows-are-counted-skips", "silently wrong", _video_ctx, _processor_skip),
+    Fault(
+        "video-missing",
+        "already held",
+        lambda tmp, shared: {"video": tmp / "gone.mp4"},
+        _read_window(None, None),
+        raises=VideoDecodeError,
+        names=("{video}", "does not exist"),
+    ),  # fmt: skip
+    Fault(
+        "video-empty",
+        "already held",
+        _bad_video(b""),
+        _read_window(None, None),
+        raises=VideoDecodeError,
+        names=("{video}", "empty"),
+    ),  # fmt: skip
+    Fault(
+        "video-not-a-container",
+        "already held",
+        _bad_video(b"\x00" * 64),
+        _read_window(None, None),
+        raises=VideoDecodeError,
+        names=("{video}", "not a readable video"),
+    ),  # fmt: skip
+    Fault(
+        "video-truncated",
+        "already held",
+        _truncated_video,
+        _read_window(None, None),
+        raises=VideoDecodeError,
+        names=("{video}",),
+    ),  # fmt: skip
     Fault("window-overhanging-the-end-is-clamped-with-a-warning", "silently wrong", _video_ctx, _overhang),
     Fault(
         "extract-csv-with-a-nan-window",
