@@ -210,9 +210,10 @@ def read_architecture_hints(checkpoint: str | Path) -> ArchitectureHints:
         config = json.loads(config_file.read_text(encoding="utf-8"))
         if "vision_config" in config and "text_config" in config:
             vision, text = config["vision_config"], config["text_config"]
+            # transformers writes only the values that differ from the config class defaults (12 / 8 heads)
             return ArchitectureHints(
-                num_heads=vision.get("num_attention_heads"),
-                text_num_heads=text.get("num_attention_heads"),
+                num_heads=vision.get("num_attention_heads", 12),
+                text_num_heads=text.get("num_attention_heads", 8),
                 quick_gelu=vision.get("hidden_act", "quick_gelu") == "quick_gelu",
                 source=str(config_file),
             )
@@ -220,8 +221,10 @@ def read_architecture_hints(checkpoint: str | Path) -> ArchitectureHints:
 
 
 def is_hub_id(source: str) -> bool:
-    """Whether `source` reads as a Hub repository id (`owner/name`) rather than a path."""
-    return bool(re.fullmatch(r"[\w.-]+/[\w.-]+", source)) and not Path(source).exists()
+    """Whether `source` reads as a Hub repository id (`owner/name`) rather than a path (or a weights file name)."""
+    if Path(source).exists() or Path(source).suffix in (".safetensors", ".bin", ".pt", ".pth"):
+        return False
+    return bool(re.fullmatch(r"[\w.-]+/[\w.-]+", source))
 
 
 def resolve_checkpoint(
