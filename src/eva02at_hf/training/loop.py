@@ -73,6 +73,15 @@ SHARDED_CHECKPOINT_FILES = (
     "scheduler.bin",
     "random_states_0.pkl",
 )
+# Under DeepSpeed, `save_state` writes the engine's checkpoint: model states and rank 0's ZeRO optimizer partition
+# (ZeRO-3 partitions the model states too, and names them per rank).
+DEEPSPEED_CHECKPOINT_FILES = (
+    "pytorch_model/mp_rank_00_model_states.pt",
+    "pytorch_model/zero_pp_rank_0_mp_rank_00_optim_states.pt",
+    "scheduler.bin",
+    "random_states_0.pkl",
+)
+DEEPSPEED_ZERO3_MODEL_STATES = "pytorch_model/zero_pp_rank_0_mp_rank_00_model_states.pt"
 OPTIMIZERS = ("adamw", "lamb")
 # Settings the restored optimizer, scheduler and sampler states depend on: a resumed run must keep them.
 RESUME_FIELDS = (
@@ -280,9 +289,15 @@ def checkpoint_problem(path: str) -> str | None:
 
 
 def checkpoint_files(path: str) -> tuple[str, ...]:
-    """The files the checkpoint folder ``path`` must hold: `SHARDED_CHECKPOINT_FILES` for an FSDP2 one."""
-    sharded = os.path.isdir(os.path.join(path, os.path.dirname(SHARDED_CHECKPOINT_FILES[0])))
-    return SHARDED_CHECKPOINT_FILES if sharded else CHECKPOINT_FILES
+    """The files the checkpoint folder ``path`` must hold: `SHARDED_CHECKPOINT_FILES` for an FSDP2 one,
+    `DEEPSPEED_CHECKPOINT_FILES` for a DeepSpeed one."""
+    if os.path.isdir(os.path.join(path, os.path.dirname(SHARDED_CHECKPOINT_FILES[0]))):
+        return SHARDED_CHECKPOINT_FILES
+    if os.path.isdir(os.path.join(path, os.path.dirname(DEEPSPEED_CHECKPOINT_FILES[0]))):
+        if os.path.isfile(os.path.join(path, DEEPSPEED_ZERO3_MODEL_STATES)):
+            return (DEEPSPEED_ZERO3_MODEL_STATES, *DEEPSPEED_CHECKPOINT_FILES[1:])
+        return DEEPSPEED_CHECKPOINT_FILES
+    return CHECKPOINT_FILES
 
 
 def _readable(file: str) -> bool:
@@ -365,6 +380,7 @@ class Trainer:
         if hasattr(model, "logit_scale"):
             model.logit_scale.requires_grad_(False)
         check_fsdp(self.accelerator, model)
+        check_deepspeed(self.accelerator, model, config.max_grad_norm)
         self.train_dataset, self.collate_fn = train_dataset, collate_fn
         self.sampler = EpochShuffleSampler(len(train_dataset), seed=config.seed)
         loader = DataLoader(
@@ -391,8 +407,8 @@ class Trainer:
             )
         total = self.updates_per_epoch * config.num_epochs
         self.total_steps = min(total, config.max_steps) if config.max_steps else total
-        scheduler = build_scheduler(
-            self.optimizer.optimizer,
+        scheduler = build_scheduler(  # on the torch optimizer: DeepSpeed's ZeRO optimizer steps it underneath
+            optimizer,
             config.lr_schedule,
             total_steps=self.updates_per_epoch * config.num_epochs,
             warmup_steps=round(config.warmup_epochs * self.updates_per_epoch),
@@ -765,10 +781,36 @@ def check_fsdp(accelerator: Accelerator, model: torch.nn.Module) -> None:
     if plugin.transformer_cls_names_to_wrap is None:
         blocks = {type(m).__name__ for m in model.modules() if isinstance(m, GradientCheckpointingLayer)}
         plugin.transformer_cls_names_to_wrap = sorted(blocks)
+    _zero_dim_parameters_to_buffers(model, "FSDP2 cannot shard")
+
+
+def check_deepspeed(accelerator: Accelerator, model: torch.nn.Module, max_grad_norm: float | None) -> None:
+    """Make ``model`` trainable under DeepSpeed ZeRO and refuse a clipping setting DeepSpeed would not apply.
+
+    * DeepSpeed clips inside its own step, by the ``gradient_clipping`` of its config (accelerate turns ``auto``
+      into 1.0), and ignores ``--max_grad_norm``: the two must agree (0 = no clipping, the recipes' default).
+    * DeepSpeed (0.19) broadcasts every parameter at start-up as bytes, which fails for 0-d tensors: the frozen
+      ``logit_scale`` becomes a persistent buffer of the same name and value, as under FSDP2.
+    """
+    if accelerator.distributed_type != DistributedType.DEEPSPEED:
+        return
+    clipping = accelerator.state.deepspeed_plugin.deepspeed_config.get("gradient_clipping", "auto")
+    applied = 1.0 if clipping == "auto" else float(clipping)
+    if applied != (max_grad_norm or 0.0):
+        raise ValueError(
+            f"under DeepSpeed, gradients are clipped by the DeepSpeed config (gradient_clipping: {clipping}, i.e. "
+            f"{applied or 'none'}), not by --max_grad_norm ({max_grad_norm}): set `gradient_clipping: "
+            f"{max_grad_norm or 0.0}` under deepspeed_config in the accelerate config (0.0 = no clipping)"
+        )
+    _zero_dim_parameters_to_buffers(model, "DeepSpeed cannot broadcast")
+
+
+def _zero_dim_parameters_to_buffers(model: torch.nn.Module, engine_refusal: str) -> None:
+    """Turn frozen 0-d parameters into persistent buffers (same name, value and state-dict key)."""
     for name, parameter in list(model.named_parameters()):
         if parameter.ndim == 0:
             if parameter.requires_grad:
-                raise ValueError(f"FSDP2 cannot shard the trainable 0-d parameter {name!r}; freeze it")
+                raise ValueError(f"{engine_refusal} the trainable 0-d parameter {name!r}; freeze it")
             owner, _, attribute = name.rpartition(".")
             module = model.get_submodule(owner)
             delattr(module, attribute)

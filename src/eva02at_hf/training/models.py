@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from ..configuration_eva02at import EVA02ATConfig
 from ..modeling_eva02at import EVA02ATForVideoTextRetrieval
@@ -21,6 +23,26 @@ def processor_for(config: EVA02ATConfig) -> EVA02ATProcessor:
     )
 
 
+@contextmanager
+def whole_weights() -> Iterator[None]:
+    """Build and load models whole even when an accelerate ZeRO-3 launch is active.
+
+    Under ZeRO-3, accelerate registers its DeepSpeed config with transformers (even with ``zero3_init_flag: false``),
+    whose `from_pretrained` and weight initialisation then build the model already partitioned through
+    ``deepspeed.zero.Init``; DeepSpeed 0.19 cannot partition the 0-d ``logit_scale``. Built whole, the model is
+    partitioned by `accelerator.prepare` (after the training loop makes ``logit_scale`` a buffer), and a random
+    preset gets the same initial weights as without DeepSpeed.
+    """
+    from transformers.integrations import deepspeed as hf_deepspeed
+
+    registered = hf_deepspeed._hf_deepspeed_config_weak_ref
+    hf_deepspeed._hf_deepspeed_config_weak_ref = None
+    try:
+        yield
+    finally:
+        hf_deepspeed._hf_deepspeed_config_weak_ref = registered
+
+
 def load_model_and_processor(
     model: str | None, preset: str = "eva02at-tiny", num_frames: int | None = None, **config_overrides
 ) -> tuple[EVA02ATForVideoTextRetrieval, EVA02ATProcessor]:
@@ -36,13 +58,15 @@ def load_model_and_processor(
         if num_frames is not None:
             vision = {**config_overrides.pop("vision_config", {}), "num_frames": num_frames}
             config_overrides["vision_config"] = vision
-        network = EVA02ATForVideoTextRetrieval(EVA02ATConfig.from_preset(preset, **config_overrides))
+        with whole_weights():
+            network = EVA02ATForVideoTextRetrieval(EVA02ATConfig.from_preset(preset, **config_overrides))
         return network, processor_for(network.config)
     if not os.path.isdir(model):
         raise FileNotFoundError(f"--model {model!r} is not a folder (save_pretrained or conversion output)")
     if config_overrides:
         raise ValueError(f"config overrides {sorted(config_overrides)} only apply to --preset models")
-    network = load_pretrained_checked(EVA02ATForVideoTextRetrieval, model)
+    with whole_weights():
+        network = load_pretrained_checked(EVA02ATForVideoTextRetrieval, model)
     if num_frames is not None:
         network.resize_position_embeddings(num_frames=num_frames)
     has_processor = any(
