@@ -20,6 +20,7 @@ from eva02at_hf.data import load_egoclip, load_egomcq
 from eva02at_hf.hub import BENCHMARKS
 from eva02at_hf.training import (
     ClipTextDataset,
+    EgoClipStream,
     RetrievalObjective,
     Trainer,
     TrainingCollator,
@@ -50,6 +51,13 @@ class EgoClipArguments:
     data_dir: str = field(metadata={"help": "Folder with egoclip.csv (and egomcq.json)."})
     video_root: str = field(metadata={"help": "Folder of the Ego4D videos (raw or pre-chunked)."})
     chunk_len: float | None = field(default=None, metadata={"help": "Chunk seconds of a pre-chunked layout."})
+    streaming: bool = field(
+        default=False,
+        metadata={
+            "help": "Stream egoclip.csv (EgoClipStream) instead of building the dataset first: blocks of --block_rows "
+            "rows (default 1024) shuffled --blocks_per_group at a time."
+        },
+    )
     egomcq_dir: str | None = field(default=None, metadata={"help": "Folder with egomcq.json (evaluation)."})
     model: str | None = field(
         default=None, metadata={"help": "Converted EVA02-CLIP / saved EVA02-AT folder."}
@@ -66,8 +74,21 @@ def main(argv: list[str] | None = None) -> dict:
     if script.egomcq_dir:
         check_metric_for_best(config, BENCHMARKS["egomcq"].metrics)
     accelerator = build_accelerator(config)
+    if script.streaming and config.block_rows is None:
+        config.block_rows = 1024
     with accelerator.main_process_first():
-        clips = load_egoclip(script.data_dir, script.video_root, chunk_len=script.chunk_len)
+        if script.streaming:
+            dataset = EgoClipStream(
+                script.data_dir,
+                script.video_root,
+                script.chunk_len,
+                config.block_rows,
+                config.blocks_per_group,
+                config.seed,
+            )
+        else:
+            clips = load_egoclip(script.data_dir, script.video_root, chunk_len=script.chunk_len)
+            dataset = ClipTextDataset(clips, clips["narration"], np.arange(len(clips)), seed=config.seed)
         questions = (
             load_egomcq(script.egomcq_dir, script.video_root, chunk_len=script.chunk_len)
             if script.egomcq_dir
@@ -84,7 +105,6 @@ def main(argv: list[str] | None = None) -> dict:
                 network, processor, questions, acc, script.num_frames, num_workers=config.num_workers
             )
 
-    dataset = ClipTextDataset(clips, clips["narration"], np.arange(len(clips)), seed=config.seed)
     collator = TrainingCollator(processor, script.num_frames, "segment_random", keep_columns=("clip_index",))
     objective = RetrievalObjective(build_loss("infonce", temperature=script.temperature))
     trainer = Trainer(

@@ -6,6 +6,7 @@ from .data import (
     EpochShuffleSampler,
     TrainingCollator,
     annotation_fingerprint,
+    block_groups,
     cached_relevancy,
     class_incidence,
     example_seed,
@@ -35,6 +36,7 @@ from .models import load_model_and_processor, processor_for
 from .objectives import LOSSES, SOFT_LABEL_LOSSES, RetrievalObjective, build_loss
 from .recipes import build_ek100_trainer, ek100_evaluator
 from .schedules import SCHEDULES, build_scheduler
+from .streaming import EgoClipStream, block_offsets
 
 __all__ = [
     "LORA_TARGET_MODULES",
@@ -48,6 +50,8 @@ __all__ = [
     "build_ek100_trainer",
     "build_loss",
     "build_optimizer",
+    "block_groups",
+    "block_offsets",
     "build_scheduler",
     "cached_relevancy",
     "check_metric_for_best",
@@ -56,6 +60,7 @@ __all__ = [
     "ClipTextDataset",
     "ek100_evaluator",
     "EK100Split",
+    "EgoClipStream",
     "embed_clips",
     "embed_texts",
     "EpochShuffleSampler",

@@ -32,14 +32,49 @@ def example_seed(seed: int, epoch: int, index: int) -> int:
     return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
+def block_groups(
+    num_rows: int, block_rows: int, blocks_per_group: int, seed: int, epoch: int
+) -> list[np.ndarray]:
+    """Epoch ``epoch``'s block-shuffled order of ``range(num_rows)``, as groups of row indices (visited in order).
+
+    The rows are cut into blocks of ``block_rows`` consecutive rows; the blocks are permuted (seed ``(seed, epoch)``)
+    and taken ``blocks_per_group`` at a time; the rows of a group are permuted together (seed ``(seed, epoch,
+    group)``). A stream thus holds one group in memory and reads only its blocks (`EgoClipStream`)."""
+    if block_rows < 1 or blocks_per_group < 1:
+        raise ValueError(
+            f"block_rows and blocks_per_group must be >= 1, got {block_rows}, {blocks_per_group}"
+        )
+    num_blocks = -(-num_rows // block_rows)
+    blocks = np.random.default_rng([seed, epoch]).permutation(num_blocks)
+    groups = []
+    for group, first in enumerate(range(0, num_blocks, blocks_per_group)):
+        rows = np.concatenate(
+            [
+                np.arange(b * block_rows, min((b + 1) * block_rows, num_rows))
+                for b in blocks[first : first + blocks_per_group]
+            ]
+        )
+        groups.append(np.random.default_rng([seed, epoch, group]).permutation(rows))
+    return groups
+
+
 class EpochShuffleSampler(Sampler[int]):
     """A permutation of ``range(num_samples)`` seeded by ``seed + epoch``; `set_epoch` selects the epoch.
 
+    With ``block_rows``, the block-shuffled order of `block_groups` instead (the order `EgoClipStream` streams).
     Accelerate shards its batches across processes and `accelerate.skip_first_batches` resumes inside an epoch.
     """
 
-    def __init__(self, num_samples: int, seed: int = 0, shuffle: bool = True) -> None:
+    def __init__(
+        self,
+        num_samples: int,
+        seed: int = 0,
+        shuffle: bool = True,
+        block_rows: int | None = None,
+        blocks_per_group: int = 1,
+    ) -> None:
         self.num_samples, self.seed, self.shuffle, self.epoch = num_samples, seed, shuffle, 0
+        self.block_rows, self.blocks_per_group = block_rows, blocks_per_group
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -47,6 +82,11 @@ class EpochShuffleSampler(Sampler[int]):
     def __iter__(self) -> Iterator[int]:
         if not self.shuffle:
             return iter(range(self.num_samples))
+        if self.block_rows:
+            groups = block_groups(
+                self.num_samples, self.block_rows, self.blocks_per_group, self.seed, self.epoch
+            )
+            return iter(np.concatenate(groups).tolist())
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
         return iter(torch.randperm(self.num_samples, generator=generator).tolist())
 
@@ -118,6 +158,8 @@ class TrainingCollator(VideoTextCollator):
         super().__init__(processor, num_frames=num_frames, sampling=sampling, **kwargs)
 
     def decode(self, row: dict[str, Any]) -> np.ndarray:
+        if row.get("unusable"):  # a stream's row that could not be parsed or located (`EgoClipStream`)
+            raise OSError(row["unusable"])
         if "frame_seed" in row:
             self.generator = torch.Generator().manual_seed(int(row["frame_seed"]))
         return super().decode(row)

@@ -22,6 +22,8 @@ weights holding NaN / inf are never saved, so the newest checkpoint is always a 
 
 Under accelerate's FSDP2 (`check_fsdp`), ``save_state`` writes sharded checkpoints (one torch.distributed.checkpoint
 file per process) that ``--resume_from_checkpoint`` reads back, and ``last`` / ``best`` hold the gathered model.
+A streamed training set (`EgoClipStream`) shards itself across processes and workers and resumes with
+``skip_batches``; ``--block_rows`` gives the map-style sampler the stream's block-shuffled order.
 """
 
 from __future__ import annotations
@@ -39,9 +41,10 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator, DataLoaderConfiguration, skip_first_batches
+from accelerate.data_loader import DataLoaderShard
 from accelerate.utils import DistributedType, ProjectConfiguration, is_tensorboard_available, set_seed
 from peft import PeftModel
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset
 from tqdm.auto import tqdm
 from transformers.modeling_layers import GradientCheckpointingLayer
 
@@ -99,6 +102,8 @@ RESUME_FIELDS = (
     "lora_r",
     "lora_alpha",
     "lora_target_modules",
+    "block_rows",
+    "blocks_per_group",
 )
 ADAPTER_DIR = "adapter"
 
@@ -135,6 +140,16 @@ class TrainingConfig:
         default=False, metadata={"help": "Recompute activations in backward."}
     )
     seed: int = field(default=0, metadata={"help": "Seed of initialisation, shuffling and sampling."})
+    block_rows: int | None = field(
+        default=None,
+        metadata={
+            "help": "Shuffle blocks of this many consecutive rows, --blocks_per_group at a time, instead of the whole "
+            "table (the order a streamed dataset reads)."
+        },
+    )
+    blocks_per_group: int = field(
+        default=64, metadata={"help": "Blocks shuffled together (with --block_rows)."}
+    )
     num_workers: int = field(default=2, metadata={"help": "DataLoader worker processes."})
     checkpointing_steps: int | None = field(default=None, metadata={"help": "save_state every N updates."})
     save_total_limit: int | None = field(
@@ -341,7 +356,8 @@ class Trainer:
         model: an `EVA02ATForVideoTextRetrieval` (its ``logit_scale`` is frozen: the losses use fixed temperatures
             and margins).
         processor: saved with the model.
-        train_dataset: a dataset with ``set_epoch`` (`ClipTextDataset`).
+        train_dataset: a dataset with ``set_epoch`` (`ClipTextDataset`), or a stream (an `IterableDataset` with
+            ``shard``, ``set_epoch`` and ``skip_batches``: `EgoClipStream`).
         collate_fn: builds batches with ``pixel_values, input_ids, attention_mask, valid, clip_index,
             sentence_index`` (`TrainingCollator`).
         objective: the global-batch loss.
@@ -382,17 +398,28 @@ class Trainer:
         check_fsdp(self.accelerator, model)
         check_deepspeed(self.accelerator, model, config.max_grad_norm)
         self.train_dataset, self.collate_fn = train_dataset, collate_fn
-        self.sampler = EpochShuffleSampler(len(train_dataset), seed=config.seed)
-        loader = DataLoader(
-            train_dataset,
-            batch_size=config.batch_size,
-            sampler=self.sampler,
-            collate_fn=collate_fn,
-            num_workers=config.num_workers,
-            drop_last=True,
-        )
         optimizer = build_optimizer(model, config)
-        self.model, self.optimizer, self.loader = self.accelerator.prepare(model, optimizer, loader)
+        self.streaming = isinstance(train_dataset, IterableDataset)
+        batching = {
+            "batch_size": config.batch_size,
+            "collate_fn": collate_fn,
+            "num_workers": config.num_workers,
+            "drop_last": True,
+        }
+        if self.streaming:  # the stream shards itself (`EgoClipStream`); accelerate only places the batches
+            accelerator = self.accelerator
+            train_dataset.shard(accelerator.process_index, accelerator.num_processes, config.batch_size)
+            self.loader = DataLoaderShard(train_dataset, device=accelerator.device, **batching)
+            self.model, self.optimizer = accelerator.prepare(model, optimizer)
+        else:
+            self.sampler = EpochShuffleSampler(
+                len(train_dataset),
+                config.seed,
+                block_rows=config.block_rows,
+                blocks_per_group=config.blocks_per_group,
+            )
+            loader = DataLoader(train_dataset, sampler=self.sampler, **batching)
+            self.model, self.optimizer, self.loader = self.accelerator.prepare(model, optimizer, loader)
         if self.accelerator.is_fsdp2:
             from torch.distributed.fsdp import register_fsdp_forward_method
 
@@ -674,7 +701,9 @@ class Trainer:
             self.train_dataset.set_epoch(epoch)
             self.loader.set_epoch(epoch)  # accelerate's loaders set the sampler epoch from their own counter
             loader = self.loader
-            if epoch == start_epoch and skip_updates:
+            if epoch == start_epoch and skip_updates and self.streaming:
+                self.train_dataset.skip_batches(skip_updates * config.gradient_accumulation_steps)
+            elif epoch == start_epoch and skip_updates:
                 loader = skip_first_batches(self.loader, skip_updates * config.gradient_accumulation_steps)
                 loader.set_epoch(epoch)
             for batch in loader:
