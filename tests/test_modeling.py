@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from huggingface_hub.errors import StrictDataclassClassValidationError
+from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoModel
 from transformers.testing_utils import CaptureLogger
 from transformers.utils import logging
@@ -335,3 +336,40 @@ def test_presets_match_timm_and_open_clip_hyper_parameters() -> None:
             text.max_position_embeddings,
             text.vocab_size,
         )
+
+
+def test_weights_missing_from_a_checkpoint_get_a_new_models_initialisation(
+    tiny_model, tmp_path: Path
+) -> None:
+    """Text-tower weights absent from a checkpoint get CLIP's initialisation, as in a freshly built model, not the
+    vision tower's std 0.02. Text width 64, 2 layers: q_proj std 64^-0.5 * (2 * 2)^-0.5 = 0.0625, fc1 std
+    (2 * 64)^-0.5 = 0.0884, token embedding std 0.02."""
+    tiny_model.save_pretrained(tmp_path)
+    weights = load_file(tmp_path / "model.safetensors")
+    save_file(
+        {k: v for k, v in weights.items() if not k.startswith("text_model.")}, tmp_path / "model.safetensors"
+    )
+    torch.manual_seed(1)
+    loaded = EVA02ATForVideoTextRetrieval.from_pretrained(tmp_path)
+    layer = loaded.text_model.encoder.layers[0]
+    assert layer.self_attn.q_proj.weight.std().item() == pytest.approx(0.0625, rel=0.05)
+    assert layer.mlp.fc1.weight.std().item() == pytest.approx(2**-3.5, rel=0.05)
+    assert loaded.text_model.embeddings.token_embedding.weight.std().item() == pytest.approx(0.02, rel=0.05)
+    assert torch.equal(
+        loaded.visual_projection.weight, tiny_model.visual_projection.weight
+    )  # loaded as saved
+
+
+def test_return_dict_false_as_argument_and_config(tiny_model, tiny_inputs) -> None:
+    with torch.no_grad():
+        expected = tiny_model(**tiny_inputs)
+        as_tuple = tiny_model(**tiny_inputs, return_dict=False)
+        video_tuple = tiny_model.get_video_features(tiny_inputs["pixel_values"], return_dict=False)
+        tiny_model.config.return_dict = False
+        from_config = tiny_model(**tiny_inputs)
+    tiny_model.config.return_dict = True
+    for outputs in (as_tuple, from_config):
+        assert isinstance(outputs, tuple)
+        torch.testing.assert_close(outputs[0], expected.logits_per_video)  # loss is None, so left out
+    assert isinstance(video_tuple, tuple)
+    torch.testing.assert_close(video_tuple[1], expected.vision_model_output.pooler_output)  # projected

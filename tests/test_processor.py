@@ -9,6 +9,7 @@ import pytest
 import torch
 from test_video_io import code_frame, read_code, write_video
 from transformers import AutoProcessor, AutoVideoProcessor
+from transformers.video_utils import VideoMetadata
 
 import eva02at_hf  # noqa: F401  (registers the Auto classes)
 from eva02at_hf.processing_eva02at import EVA02ATProcessor
@@ -168,13 +169,63 @@ def test_train_augmentation(processor):
     assert crop.shape == (1, 4, 3, 224, 224)
     assert torch.equal(crop, processor(videos=video, seed=1, **kwargs)["pixel_values"])
     assert all(torch.equal(crop[0, 0], crop[0, t]) for t in range(4))  # one crop box per clip
-    assert not torch.equal(crop, processor(videos=video, return_tensors="pt")["pixel_values"])
+    assert not torch.equal(crop, processor(videos=video, num_frames=4, return_tensors="pt")["pixel_values"])
     flips = [
-        processor(videos=video, seed=s, do_flip=True, return_tensors="pt", **RAW)["pixel_values"]
+        processor(videos=video, seed=s, num_frames=4, do_flip=True, return_tensors="pt", **RAW)[
+            "pixel_values"
+        ]
         for s in range(8)
     ]
     mirrored = torch.from_numpy(frame[:, ::-1].copy()).permute(2, 0, 1) / 255
     assert {bool(torch.equal(f[0, 0], mirrored)) for f in flips} == {True, False}
+
+
+def test_fps_and_video_metadata_pick_the_frame_count(processor):
+    """transformers' contract for in-memory videos: fps frames per second of the video's own frame rate."""
+    video = np.stack([code_frame(i) for i in range(12)])  # 12 frames at 4 fps = 3 s
+    metadata = {"total_num_frames": 12, "fps": 4}
+    out = processor(videos=video, fps=2, video_metadata=metadata, return_tensors="pt", **RAW)["pixel_values"]
+    assert _codes(out[0]) == [1, 3, 5, 7, 9, 11]  # 3 s x 2 fps = 6 segments of 2 frames, their centres
+    sampled = processor.video_processor.sample_frames(VideoMetadata(total_num_frames=12, fps=4), fps=1)
+    assert sampled.tolist() == [2, 6, 10]  # the default num_frames=16 does not get in the way
+    with pytest.raises(ValueError, match="frame rate"):
+        processor(videos=video, fps=2, return_tensors="pt")  # no metadata: no source frame rate
+    with pytest.raises(ValueError, match="mutually exclusive"):
+        processor(videos=video, fps=2, num_frames=3, video_metadata=metadata, return_tensors="pt")
+
+
+def test_more_frames_than_an_in_memory_video_has_raise(processor):
+    video = np.stack([code_frame(i) for i in range(4)])
+    with pytest.raises(ValueError, match="num_frames=16 frames from a video of total_num_frames=4"):
+        processor(videos=video, return_tensors="pt")
+    kept = processor(videos=video, do_sample_frames=False, return_tensors="pt", **RAW)["pixel_values"]
+    assert _codes(kept[0]) == [0, 1, 2, 3]
+
+
+def test_fps_on_a_file_window(processor, files):
+    out = processor(videos=files["webm"], fps=20, start_time=0.1, end_time=0.4, return_tensors="pt", **RAW)
+    assert out["pixel_values"].shape[1] == 6  # 0.3 s x 20 fps
+    with pytest.raises(ValueError, match="needs `start_time` and `end_time`"):
+        processor(videos=files["webm"], fps=20, return_tensors="pt")
+
+
+def test_user_supplied_input_data_format(processor):
+    frames = np.stack([code_frame(i) for i in (5, 9)])  # (T, H, W, C)
+    channels_first = frames.transpose(0, 3, 1, 2).copy()
+    for video, layout in ((frames, "channels_last"), (channels_first, "channels_first")):
+        out = processor(
+            videos=video, input_data_format=layout, do_sample_frames=False, return_tensors="pt", **RAW
+        )["pixel_values"]
+        assert _codes(out[0]) == [5, 9]
+
+
+def test_crop_scale_survives_json_and_is_validated(tmp_path):
+    video_processor = EVA02ATVideoProcessor(crop_scale=(0.3, 0.9))
+    video_processor.save_pretrained(tmp_path)
+    assert EVA02ATVideoProcessor.from_pretrained(tmp_path).to_dict() == video_processor.to_dict()
+    assert video_processor.crop_scale == [0.3, 0.9]
+    with pytest.raises(ValueError, match="crop_scale"):
+        EVA02ATVideoProcessor(crop_scale=(0.9, 0.3))
 
 
 # --- errors ---
@@ -215,6 +266,11 @@ def test_save_and_auto_load(tmp_path, files):
 
     loaded = AutoProcessor.from_pretrained(tmp_path)
     assert isinstance(loaded, EVA02ATProcessor)
+    loaded.save_pretrained(tmp_path / "again")  # save -> load -> save keeps auto_map and everything else
+    saved = json.loads((tmp_path / "processor_config.json").read_text())
+    assert saved["auto_map"]["AutoProcessor"] == "processing_eva02at.EVA02ATProcessor"
+    assert json.loads((tmp_path / "again" / "processor_config.json").read_text()) == saved
+    assert loaded.to_dict() == processor.to_dict()
     assert isinstance(AutoVideoProcessor.from_pretrained(tmp_path), EVA02ATVideoProcessor)
     assert loaded.video_processor.to_json_string() == processor.video_processor.to_json_string()
     expected = processor(videos=files["mp4"], text=CAPTIONS[:3], seed=3, return_tensors="pt")

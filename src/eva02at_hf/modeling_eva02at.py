@@ -531,7 +531,10 @@ class EVA02ATForVideoTextRetrieval(EVA02ATPreTrainedModel):
 
     def get_input_embeddings(self) -> nn.Module:
         """The text tower's token embedding (as `CLIPModel`)."""
-        return self.text_model.embeddings.token_embedding
+        return self.text_model.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.text_model.set_input_embeddings(value)
 
     @can_return_tuple
     def get_video_features(
@@ -583,8 +586,10 @@ class EVA02ATForVideoTextRetrieval(EVA02ATPreTrainedModel):
         """
         if input_ids is None or pixel_values is None:
             raise ValueError("EVA02ATForVideoTextRetrieval.forward needs both input_ids and pixel_values.")
-        vision_outputs = self.get_video_features(pixel_values=pixel_values, **kwargs)
-        text_outputs = self.get_text_features(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+        vision_outputs = self.get_video_features(pixel_values=pixel_values, return_dict=True, **kwargs)
+        text_outputs = self.get_text_features(
+            input_ids=input_ids, attention_mask=attention_mask, return_dict=True, **kwargs
+        )
         video_embeds = F.normalize(vision_outputs.pooler_output, dim=-1)
         text_embeds = F.normalize(text_outputs.pooler_output, dim=-1)
         logits_per_video = self.logit_scale.exp() * video_embeds @ text_embeds.t()

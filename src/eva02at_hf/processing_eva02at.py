@@ -1,7 +1,9 @@
 """EVA02-AT processor: `EVA02ATVideoProcessor` + CLIP BPE tokenizer (context 77, open_clip-identical ids)."""
 
 import html
+import os
 from pathlib import Path
+from typing import Any
 
 import ftfy
 import torch
@@ -46,6 +48,19 @@ class EVA02ATProcessor(ProcessorMixin):
 
     def __init__(self, video_processor: EVA02ATVideoProcessor, tokenizer: CLIPTokenizer, **kwargs) -> None:
         super().__init__(video_processor, tokenizer, **kwargs)
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, **kwargs: Any) -> Any:
+        """`ProcessorMixin.save_pretrained`. The `auto_map` that saving writes (for `trust_remote_code`) goes to the
+        file only: the processor is left as it was, so it equals the processor loaded back (transformers does not
+        keep `auto_map` on load) and save -> load -> save writes the same `processor_config.json`."""
+        previous = self.__dict__.get("auto_map")
+        try:
+            return super().save_pretrained(save_directory, *args, **kwargs)
+        finally:
+            if previous is None:
+                self.__dict__.pop("auto_map", None)
+            else:
+                self.auto_map = previous
 
     @classmethod
     def from_preset(cls, name: str = "eva02at-b", **video_kwargs) -> "EVA02ATProcessor":

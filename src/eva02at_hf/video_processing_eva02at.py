@@ -23,7 +23,7 @@ from transformers.image_utils import (
 from transformers.processing_utils import Unpack, VideosKwargs
 from transformers.utils import TensorType, logging
 from transformers.video_processing_utils import BaseVideoProcessor
-from transformers.video_utils import VideoInput, is_valid_video
+from transformers.video_utils import VideoInput, VideoMetadata, is_valid_video
 
 from .video_io import VideoDecodeError, read_clip, sample_frame_indices
 
@@ -101,13 +101,47 @@ def _per_video(value: TimeInput, num_videos: int, name: str) -> list[float | Non
     return [None if v is None else float(v) for v in values]
 
 
-def _to_channels_first(video: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """(T, H, W, C) or (T, C, H, W) array / tensor -> (T, C, H, W) tensor."""
+def _to_channels_first(
+    video: np.ndarray | torch.Tensor, input_data_format: str | ChannelDimension | None = None
+) -> torch.Tensor:
+    """(T, H, W, C) or (T, C, H, W) array / tensor -> (T, C, H, W) tensor; the layout is `input_data_format`, or
+    inferred when `None`."""
     if isinstance(video, np.ndarray):
         video = torch.from_numpy(np.ascontiguousarray(video))
-    if infer_channel_dimension_format(video, num_channels=(1, 3, 4)) == ChannelDimension.LAST:
+    if input_data_format is None:
+        input_data_format = infer_channel_dimension_format(video, num_channels=(1, 3, 4))
+    if ChannelDimension(input_data_format) == ChannelDimension.LAST:
         video = video.permute(0, 3, 1, 2)
     return video.contiguous()
+
+
+def _per_video_metadata(
+    video_metadata: Any, videos: list[str | np.ndarray | torch.Tensor]
+) -> list[VideoMetadata | None]:
+    """One `VideoMetadata` per in-memory video (`None` for files, which are sampled by their window), from `None`,
+    a dict / `VideoMetadata`, or a (nested) list of them; `total_num_frames` defaults to the video's length."""
+    if video_metadata is None:
+        entries: list[Any] = [None] * len(videos)
+    else:
+        pending = (
+            [video_metadata] if isinstance(video_metadata, (dict, VideoMetadata)) else list(video_metadata)
+        )
+        entries = []
+        while pending:
+            entry = pending.pop(0)
+            if isinstance(entry, (list, tuple)):
+                pending[:0] = list(entry)
+            else:
+                entries.append(entry)
+        if len(entries) != len(videos):
+            raise ValueError(
+                f"`video_metadata` has {len(entries)} entries but {len(videos)} videos were given."
+            )
+    metadata = []
+    for entry, video in zip(entries, videos, strict=True):
+        fields = {"total_num_frames": len(video), **(dict(entry) if entry is not None else {})}
+        metadata.append(None if isinstance(video, str) else VideoMetadata(**fields))
+    return metadata
 
 
 @contextlib.contextmanager
@@ -147,6 +181,7 @@ class EVA02ATVideoProcessor(BaseVideoProcessor):
     do_convert_rgb = True
     do_sample_frames = True
     num_frames = 16
+    fps = None
     sampling = "uniform"
     on_error = "raise"
     do_random_resized_crop = False
@@ -157,59 +192,124 @@ class EVA02ATVideoProcessor(BaseVideoProcessor):
 
     def __init__(self, **kwargs: Unpack[EVA02ATVideoProcessorKwargs]) -> None:
         super().__init__(**kwargs)
+        low, high = (float(v) for v in self.crop_scale)
+        if not 0 < low <= high <= 1:
+            raise ValueError(
+                f"`crop_scale` must be (low, high) with 0 < low <= high <= 1, got {self.crop_scale}."
+            )
+        self.crop_scale = [low, high]  # a list, as JSON stores it: to_dict() is unchanged by a save / load
 
     def _option(self, kwargs: dict, name: str) -> Any:
         """Pop a call option from ``kwargs``, falling back to the processor's attribute."""
         value = kwargs.pop(name, None)
         return getattr(self, name) if value is None else value
 
+    def sample_frames(
+        self,
+        metadata: VideoMetadata,
+        num_frames: int | None = None,
+        fps: float | None = None,
+        sampling: str | None = None,
+        generator: torch.Generator | None = None,
+        **kwargs: Any,
+    ) -> np.ndarray:
+        """Indices of the frames to keep from an in-memory video, by transformers' contract: `num_frames` frames or
+        `fps` frames per second of a `metadata.fps` video (mutually exclusive; the processor's `fps`, else its
+        `num_frames`, when neither is given), one per equal segment of the video (`sampling`, see
+        `sample_frame_indices`). Asking for more frames than `metadata.total_num_frames` raises."""
+        if fps is not None and num_frames is not None:
+            raise ValueError("`num_frames` and `fps` are mutually exclusive arguments, please use only one!")
+        if fps is None and num_frames is None:
+            fps = self.fps
+            num_frames = self.num_frames if fps is None else None
+        total = metadata.total_num_frames
+        if num_frames is None:
+            if metadata.fps is None:
+                raise ValueError(
+                    f"Sampling at fps={fps} needs the video's own frame rate: pass `video_metadata` with `fps` "
+                    "(or use `num_frames`)."
+                )
+            num_frames = max(1, int(total / metadata.fps * fps))
+        if num_frames > total:
+            raise ValueError(
+                f"Cannot sample num_frames={num_frames} frames from a video of total_num_frames={total}; ask for "
+                "fewer frames (or a lower fps)."
+            )
+        return sample_frame_indices(total, num_frames, sampling or self.sampling, generator)
+
     def _load_clip(
         self,
         video: str | np.ndarray | torch.Tensor,
+        metadata: VideoMetadata | None,
         start: float | None,
         end: float | None,
-        num_frames: int,
-        sampling: str,
+        sample: dict[str, Any],
         do_sample_frames: bool,
-        generator: torch.Generator | None,
+        input_data_format: str | ChannelDimension | None,
     ) -> torch.Tensor:
-        """One video -> (num_frames, C, H, W) tensor of sampled frames."""
+        """One video -> (T, C, H, W) tensor. `sample` holds `sample_frames`' arguments; `do_sample_frames=False`
+        keeps every frame of an in-memory video.
+
+        A file is decoded in its ``[start, end]`` window with `read_clip` (a window with fewer frames than asked
+        repeats frames, as the egocentric training recipes expect); ``fps`` there needs both window bounds.
+        """
         if isinstance(video, str):
-            return _to_channels_first(read_clip(video, start, end, num_frames, sampling, generator))
+            num_frames, fps = sample["num_frames"], sample["fps"]
+            if fps is None and num_frames is None:
+                fps = self.fps
+            if fps is not None:
+                if start is None or end is None:
+                    raise ValueError(
+                        f"Sampling {video} at fps={fps} needs `start_time` and `end_time`; or pass `num_frames`."
+                    )
+                num_frames = max(1, int((end - start) * fps))
+            num_frames = num_frames or self.num_frames
+            clip = read_clip(video, start, end, num_frames, sample["sampling"], sample["generator"])
+            return _to_channels_first(clip)
         if start is not None or end is not None:
             raise ValueError(
                 "`start_time` / `end_time` apply to video files; trim in-memory videos before passing them."
             )
         if len(video) == 0:
             raise ValueError("An in-memory video has no frames.")
+        video = _to_channels_first(video, input_data_format)
         if do_sample_frames:
-            video = video[sample_frame_indices(len(video), num_frames, sampling, generator)]
-        return _to_channels_first(video)
+            video = video[torch.from_numpy(self.sample_frames(metadata, **sample))]
+        return video
 
     def preprocess(self, videos: VideoInput, **kwargs: Unpack[EVA02ATVideoProcessorKwargs]) -> BatchFeature:
         """Decode, sample and transform ``videos``; see the class docstring.
+
+        In-memory videos are sampled with `sample_frames` (``num_frames`` or ``fps`` with ``video_metadata``);
+        ``do_sample_frames=False`` keeps all their frames. Files are decoded in their windows.
 
         Returns:
             `BatchFeature` with ``pixel_values`` (``(B, T, 3, H, W)`` with ``return_tensors="pt"``), plus
             ``failed_indices`` (input positions of the skipped clips) when ``on_error="skip"``.
         """
-        sampling = self._option(kwargs, "sampling")
         on_error = self._option(kwargs, "on_error")
         if on_error not in ("raise", "skip"):
             raise ValueError(f"`on_error` must be 'raise' or 'skip', got {on_error!r}.")
-        num_frames = self._option(kwargs, "num_frames")
-        do_sample_frames = self._option(kwargs, "do_sample_frames")
         seed = kwargs.pop("seed", None)
         generator = torch.Generator().manual_seed(seed) if isinstance(seed, int) else seed
+        sample = {
+            "num_frames": kwargs.pop("num_frames", None),
+            "fps": kwargs.pop("fps", None),
+            "sampling": self._option(kwargs, "sampling"),
+            "generator": generator,
+        }
+        do_sample_frames = self._option(kwargs, "do_sample_frames")
+        input_data_format = kwargs.pop("input_data_format", None)
         videos = make_video_list(videos)
+        metadata = _per_video_metadata(kwargs.pop("video_metadata", None), videos)
         starts = _per_video(kwargs.pop("start_time", None), len(videos), "start_time")
         ends = _per_video(kwargs.pop("end_time", None), len(videos), "end_time")
 
         clips, failed = [], []
-        for i, (video, start, end) in enumerate(zip(videos, starts, ends, strict=True)):
+        for i, (video, info, start, end) in enumerate(zip(videos, metadata, starts, ends, strict=True)):
             try:
                 clips.append(
-                    self._load_clip(video, start, end, num_frames, sampling, do_sample_frames, generator)
+                    self._load_clip(video, info, start, end, sample, do_sample_frames, input_data_format)
                 )
             except VideoDecodeError as err:
                 if on_error == "raise":
