@@ -1,7 +1,12 @@
-"""Clip decoding throughput: seeking decode (`read_clip`) vs. decoding every frame vs. transformers' `load_video`.
+"""Clip decoding throughput: seeking decode (`read_clip`) vs. decoding every frame vs. transformers' `load_video`,
+then the cost of the train-time random-resized crop.
 
 Writes a 15 s, 30 fps, 568x320 H.264 file, then decodes 16 uniformly sampled frames per clip, for
-EK-100-like windows (random 1-4 s windows) and for the whole file, with each method on the same clips.
+EK-100-like windows (random 1-4 s windows) and for the whole file, with each method on the same clips. The
+second table transforms the decoded clips to 224 x 224 model input: evaluation (resize the short side, centre
+crop), the training crop as the package does it (cut the random box from the decoded frame, then resize it: crop
+before resize, what AVION's fused decode-crop does) and the alternative of resizing the whole frame first and
+cropping the resized frame (crop after a full-size resize).
 
 Usage: ``python benchmarks/bench_decode.py [--clips 12] [--gop 250]``
 """
@@ -73,6 +78,61 @@ def decode_transformers(
     return video
 
 
+def transform_methods() -> dict[str, Callable[[np.ndarray, torch.Generator], torch.Tensor]]:
+    """Decoded (T, H, W, 3) clip -> (T, 3, 224, 224) model input, three ways, with the package's processor."""
+    from eva02at_hf import EVA02ATVideoProcessor
+
+    processor = EVA02ATVideoProcessor()
+
+    def evaluation(frames: np.ndarray, generator: torch.Generator) -> torch.Tensor:
+        return processor(videos=[frames], do_sample_frames=False, return_tensors="pt")["pixel_values"]
+
+    def crop_then_resize(frames: np.ndarray, generator: torch.Generator) -> torch.Tensor:
+        return processor(
+            videos=[frames],
+            do_sample_frames=False,
+            do_random_resized_crop=True,
+            seed=generator,
+            return_tensors="pt",
+        )["pixel_values"]
+
+    def resize_then_crop(frames: np.ndarray, generator: torch.Generator) -> torch.Tensor:
+        resized = (
+            processor(
+                videos=[frames],
+                do_sample_frames=False,
+                do_rescale=False,
+                do_normalize=False,
+                do_center_crop=False,
+                return_tensors="pt",
+            )["pixel_values"][0]
+            .round()
+            .clamp(0, 255)
+            .to(torch.uint8)
+        )
+        return crop_then_resize(resized, generator)
+
+    return {
+        "resize + centre crop (evaluation)": evaluation,
+        "random crop, then resize (ours)": crop_then_resize,
+        "resize full frame, then random crop": resize_then_crop,
+    }
+
+
+def bench_transforms(clips: list[np.ndarray]) -> None:
+    print(f"\n{'train-time transform of a decoded clip':<40} {'clips/s':>8} {'vs eval':>9}")
+    baseline = None
+    for name, fn in transform_methods().items():
+        generator = torch.Generator().manual_seed(0)
+        fn(clips[0], generator)  # warm-up
+        start = time.perf_counter()
+        for frames in clips:
+            fn(frames, generator)
+        rate = len(clips) / (time.perf_counter() - start)
+        baseline = baseline or rate
+        print(f"{name:<40} {rate:>8.2f} {rate / baseline:>8.2f}x")
+
+
 def bench(fn: Callable, path: str, clips: list[tuple[Window, np.ndarray]]) -> tuple[float, np.ndarray]:
     fn(path, *clips[0])  # warm-up
     start = time.perf_counter()
@@ -123,6 +183,9 @@ def main() -> None:
                 reference = output if reference is None else reference
                 same = "" if np.array_equal(output, reference) else "  (frames differ!)"
                 print(f"{name:<40} {scenario:<16} {rate:>8.2f} {rate / baseline:>8.2f}x{same}")
+        bench_transforms(
+            [decode_seek(path, window, indices) for window, indices in scenarios["1-4 s windows"]]
+        )
 
 
 if __name__ == "__main__":

@@ -14,8 +14,6 @@ import json
 import os
 from dataclasses import dataclass, field
 
-from transformers import HfArgumentParser
-
 from eva02at_hf.data import charades_ego_class_names, load_charades_ego, load_egomcq
 from eva02at_hf.reliability import atomic_write_json
 from eva02at_hf.training import (
@@ -26,6 +24,8 @@ from eva02at_hf.training import (
     evaluate_charades_ego,
     evaluate_egomcq,
     load_model_and_processor,
+    parse_recipe_args,
+    recipe_default,
 )
 
 
@@ -42,7 +42,7 @@ class ZeroShotArguments:
     egomcq_num_frames: int = field(default=4, metadata={"help": "Frames per EgoMCQ clip."})
     batch_size: int = field(default=32, metadata={"help": "Clips per process per batch."})
     num_workers: int = field(default=2, metadata={"help": "DataLoader workers."})
-    mixed_precision: str = field(default="no", metadata={"help": "'no', 'fp16' or 'bf16'."})
+    mixed_precision: str = recipe_default("mixed_precision", "auto")
     ek100_dir: str | None = field(default=None, metadata={"help": "EK-100 retrieval annotation folder."})
     ek100_videos: str | None = field(default=None, metadata={"help": "EK-100 video folder."})
     ek100_chunk_len: float | None = field(default=None, metadata={"help": "EK-100 chunk seconds."})
@@ -64,7 +64,7 @@ class ZeroShotArguments:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    (args,) = HfArgumentParser(ZeroShotArguments).parse_args_into_dataclasses(argv)
+    (args,) = parse_recipe_args((ZeroShotArguments,), argv)
     config = TrainingConfig(
         output_dir=args.output_dir, mixed_precision=args.mixed_precision, report_to="none"
     )

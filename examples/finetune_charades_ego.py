@@ -11,12 +11,13 @@ metric is the video-level mAP of class-name retrieval on the untrimmed test vide
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-
-from transformers import HfArgumentParser
+from typing import ClassVar
 
 from eva02at_hf.data import charades_ego_class_names, load_charades_ego
 from eva02at_hf.hub import BENCHMARKS
 from eva02at_hf.training import (
+    OURS,
+    PAPER,
     ClipTextDataset,
     RetrievalObjective,
     Trainer,
@@ -28,22 +29,35 @@ from eva02at_hf.training import (
     class_incidence,
     evaluate_charades_ego,
     load_model_and_processor,
+    parse_recipe_args,
     print_summary,
     recipe_default,
+    save_recipe,
 )
 
 
 @dataclass
 class CharadesConfig(TrainingConfig):
+    SOURCES: ClassVar[dict[str, str]] = {
+        **TrainingConfig.SOURCES,
+        "num_epochs": PAPER,
+        "learning_rate": PAPER,
+        "optimizer": PAPER,
+        "lr_end": OURS,
+    }
+
     num_epochs: int = recipe_default("num_epochs", 10)
     learning_rate: float = recipe_default("learning_rate", 3e-5)
     optimizer: str = recipe_default("optimizer", "lamb")
+    lr_end: float = recipe_default("lr_end", 1e-6)
     eval_every_epochs: int = recipe_default("eval_every_epochs", 1)
     metric_for_best: str = recipe_default("metric_for_best", "mAP")
 
 
 @dataclass
 class CharadesArguments:
+    SOURCES: ClassVar[dict[str, str]] = {"num_frames": PAPER, "margin": PAPER, "tau": PAPER}
+
     data_dir: str = field(
         metadata={"help": "Folder with CharadesEgo_v1_*_only1st.csv and Charades_v1_classes.txt."}
     )
@@ -58,9 +72,10 @@ class CharadesArguments:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    script, config = HfArgumentParser((CharadesArguments, CharadesConfig)).parse_args_into_dataclasses(argv)
+    script, config = parse_recipe_args((CharadesArguments, CharadesConfig), argv)
     check_metric_for_best(config, BENCHMARKS["charades_ego"].metrics)
     accelerator = build_accelerator(config)
+    save_recipe(accelerator, config.output_dir, script, config)
     class_names = charades_ego_class_names(script.data_dir)
     with accelerator.main_process_first():
         train = load_charades_ego(script.data_dir, script.video_root, "train", trimmed=True)
@@ -84,7 +99,11 @@ def main(argv: list[str] | None = None) -> dict:
     labels = [ids[0] for ids in train["class_ids"]]
     dataset = ClipTextDataset(train, class_names, labels, seed=config.seed)
     collator = TrainingCollator(
-        processor, script.num_frames, "segment_random", keep_columns=("clip_index", "sentence_index")
+        processor,
+        script.num_frames,
+        "segment_random",
+        crop_scale=config.train_crop_scale,
+        keep_columns=("clip_index", "sentence_index"),
     )
     relevancy = class_incidence(train["class_ids"], len(class_names))
     objective = RetrievalObjective(build_loss("sms_hard", script.margin, script.tau), relevancy)

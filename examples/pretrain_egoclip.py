@@ -12,13 +12,14 @@ GPU (1024 in total on 4 GPUs), initialised from an EVA02-CLIP image checkpoint c
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import ClassVar
 
 import numpy as np
-from transformers import HfArgumentParser
 
 from eva02at_hf.data import load_egoclip, load_egomcq
 from eva02at_hf.hub import BENCHMARKS
 from eva02at_hf.training import (
+    PAPER,
     ClipTextDataset,
     EgoClipStream,
     RetrievalObjective,
@@ -30,13 +31,24 @@ from eva02at_hf.training import (
     check_metric_for_best,
     evaluate_egomcq,
     load_model_and_processor,
+    parse_recipe_args,
     print_summary,
     recipe_default,
+    save_recipe,
 )
 
 
 @dataclass
 class PretrainConfig(TrainingConfig):
+    SOURCES: ClassVar[dict[str, str]] = {
+        **TrainingConfig.SOURCES,
+        "num_epochs": PAPER,
+        "batch_size": PAPER,
+        "learning_rate": PAPER,
+        "lr_schedule": PAPER,
+        "warmup_epochs": PAPER,
+    }
+
     num_epochs: int = recipe_default("num_epochs", 5)
     batch_size: int = recipe_default("batch_size", 256)
     learning_rate: float = recipe_default("learning_rate", 3e-5)
@@ -48,6 +60,8 @@ class PretrainConfig(TrainingConfig):
 
 @dataclass
 class EgoClipArguments:
+    SOURCES: ClassVar[dict[str, str]] = {"num_frames": PAPER, "temperature": PAPER}
+
     data_dir: str = field(metadata={"help": "Folder with egoclip.csv (and egomcq.json)."})
     video_root: str = field(metadata={"help": "Folder of the Ego4D videos (raw or pre-chunked)."})
     chunk_len: float | None = field(default=None, metadata={"help": "Chunk seconds of a pre-chunked layout."})
@@ -70,12 +84,13 @@ class EgoClipArguments:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    script, config = HfArgumentParser((EgoClipArguments, PretrainConfig)).parse_args_into_dataclasses(argv)
+    script, config = parse_recipe_args((EgoClipArguments, PretrainConfig), argv)
     if script.egomcq_dir:
         check_metric_for_best(config, BENCHMARKS["egomcq"].metrics)
     accelerator = build_accelerator(config)
     if script.streaming and config.block_rows is None:
         config.block_rows = 1024
+    save_recipe(accelerator, config.output_dir, script, config)
     with accelerator.main_process_first():
         if script.streaming:
             dataset = EgoClipStream(
@@ -105,7 +120,13 @@ def main(argv: list[str] | None = None) -> dict:
                 network, processor, questions, acc, script.num_frames, num_workers=config.num_workers
             )
 
-    collator = TrainingCollator(processor, script.num_frames, "segment_random", keep_columns=("clip_index",))
+    collator = TrainingCollator(
+        processor,
+        script.num_frames,
+        "segment_random",
+        crop_scale=config.train_crop_scale,
+        keep_columns=("clip_index",),
+    )
     objective = RetrievalObjective(build_loss("infonce", temperature=script.temperature))
     trainer = Trainer(
         config, model, processor, dataset, collator, objective, evaluate, accelerator=accelerator

@@ -20,9 +20,12 @@ from transformers import AutoModel, AutoProcessor
 
 import eva02at_hf  # noqa: F401  (registers EVA02-AT with the Auto classes)
 from eva02at_hf.data import synthetic
+from eva02at_hf.losses import SMS_PRESETS
 from eva02at_hf.reliability import atomic_write_json
 from eva02at_hf.training import (
+    DEFAULT_SMS_PRESET,
     EK100Split,
+    HelpFormatter,
     TrainingConfig,
     build_accelerator,
     build_ek100_trainer,
@@ -31,24 +34,43 @@ from eva02at_hf.training import (
     embed_clips,
     embed_texts,
     load_model_and_processor,
+    save_recipe,
 )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=HelpFormatter)
     parser.add_argument("--output_dir", required=True, help="where the data, model and results.json go")
     parser.add_argument(
         "--model", default=None, help="a saved / converted EVA02-AT folder (default: random tiny)"
     )
     parser.add_argument("--num_clips", type=int, default=360, help="synthetic clips (train + test)")
     parser.add_argument("--num_frames", type=int, default=4, help="frames per clip")
-    parser.add_argument("--num_epochs", type=int, default=20)
-    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--num_epochs", type=int, default=20, help="training epochs")
+    parser.add_argument("--batch_size", type=int, default=32, help="clips per batch")
     parser.add_argument(
         "--learning_rate", type=float, default=3e-4, help="peak; random init needs more than 2e-5"
     )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--num_workers", type=int, default=0)
+    parser.add_argument(
+        "--crop_scale",
+        type=float,
+        nargs=2,
+        default=[0.5, 1.0],
+        metavar=("LOW", "HIGH"),
+        help="area fraction range of the train-time random-resized crop",
+    )
+    parser.add_argument(
+        "--no_random_resized_crop",
+        dest="random_resized_crop",
+        action="store_false",
+        help="train on resize + centre crop (the evaluation transform) instead of random-resized crops "
+        "(default: random-resized crops)",
+    )
+    parser.add_argument(
+        "--sms_preset", default=DEFAULT_SMS_PRESET, choices=sorted(SMS_PRESETS), help="SMS edge"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of data, initialisation and training")
+    parser.add_argument("--num_workers", type=int, default=0, help="DataLoader workers")
     return parser.parse_args(argv)
 
 
@@ -96,16 +118,20 @@ def main(argv: list[str] | None = None) -> dict:
         eval_every_epochs=args.num_epochs,
         num_workers=args.num_workers,
         seed=args.seed,
+        random_resized_crop=args.random_resized_crop,
+        crop_scale=args.crop_scale,
         report_to="none",
     )
     accelerator = build_accelerator(config)
+    criterion = build_loss("sms", sms_preset=args.sms_preset)
+    save_recipe(accelerator, args.output_dir, config, criterion=(repr(criterion), "resolved"))
 
     evaluate = ek100_evaluator(processor, test, args.num_frames, batch_size=64)
     zero_shot = evaluate(model, accelerator)
     print(f"[2/5] zero-shot:  mAP avg {zero_shot['mAP_avg']:.1f}  nDCG avg {zero_shot['nDCG_avg']:.1f}")
 
     trainer = build_ek100_trainer(
-        config, model, processor, train, build_loss("sms"), args.num_frames, 0.1, evaluate, accelerator
+        config, model, processor, train, criterion, args.num_frames, 0.1, evaluate, accelerator
     )
     fine_tuned = trainer.train()["final"]
     print(f"[3/5] fine-tuned: mAP avg {fine_tuned['mAP_avg']:.1f}  nDCG avg {fine_tuned['nDCG_avg']:.1f}")

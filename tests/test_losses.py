@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
@@ -19,8 +20,10 @@ from eva02at_hf.losses import (
     SMSHardLoss,
     SMSLoss,
     gather_with_grad,
+    quantize_relevancy,
     sms_terms,
 )
+from eva02at_hf.training import RetrievalObjective, build_loss
 
 # 3 x 3 batch covering every SMS branch. Row i = video i, column j = text j (text j = video j's positive).
 # v2t R_ik = C[i, i] - C[i, k]; t2v R_ik = C[i, i] - C[k, i].
@@ -52,7 +55,7 @@ def test_adaptive_mimm_hand_computed():
 
 
 def test_sms_terms_each_branch():
-    terms = sms_terms(SIM, REL, margin=0.6, tau=0.1, threshold=0.1)
+    terms = sms_terms(SIM, REL, margin=0.6, tau=0.1, lambda_=0.1)
     expected = torch.tensor(
         [
             [0.0, 0.25, 0.1],  # R = 0.5: [0.3 - 0.6 + 0.55]_+ ; R = 1: [0.6 - 0.6 + 0.1]_+
@@ -82,12 +85,105 @@ def test_sms_hinge_neutral_branch_as_printed_in_eq16():
     assert SMSLoss(neutral="hinge", reduction="sum")(SIM, REL).item() == pytest.approx(0.75)
 
 
-def test_sms_threshold_selects_the_branch():
+def test_sms_lambda_selects_the_branch():
     similarity = torch.tensor([[0.5, 0.49], [0.0, 0.9]])
     relevancy = torch.tensor([[0.5, 0.45], [0.0, 1.0]])  # v2t R_01 = 0.05, gap = 0.01
-    # lambda = 0.1: relaxed branch [|0.01| - 0.1]_+ = 0 ; lambda = 0.01: pull branch [0.05 * 0.6 - 0.01]_+ = 0.02
-    assert sms_terms(similarity, relevancy, 0.6, 0.1, threshold=0.1)[0, 1].item() == pytest.approx(0.0)
-    assert sms_terms(similarity, relevancy, 0.6, 0.1, threshold=0.01)[0, 1].item() == pytest.approx(0.02)
+    # lambda = 0.1: relaxed [|0.05 * 0.6 - 0.01| - 0.1]_+ = 0 ; lambda = 0.01: pull [0.05 * 0.6 - 0.01]_+ = 0.02
+    assert sms_terms(similarity, relevancy, 0.6, 0.1, lambda_=0.1)[0, 1].item() == pytest.approx(0.0)
+    assert sms_terms(similarity, relevancy, 0.6, 0.1, lambda_=0.01)[0, 1].item() == pytest.approx(0.02)
+
+
+def test_sms_relaxed_branch_keeps_the_margin_of_small_r():
+    # R = 0.05 < lambda = 0.1, gap = 0.3: the authors' [|R gamma - gap| - tau]_+ = |0.03 - 0.3| - 0.1 = 0.17
+    # (Eq. 15 at R = 0 would give |gap| - tau = 0.2).
+    similarity = torch.tensor([[0.5, 0.2], [0.0, 0.9]])
+    relevancy = torch.tensor([[0.5, 0.45], [0.0, 1.0]])
+    assert sms_terms(similarity, relevancy, 0.6, 0.1, lambda_=0.1)[0, 1].item() == pytest.approx(0.17)
+
+
+def test_quantize_relevancy_truncates_to_uint8_levels():
+    values = torch.tensor([0.0, 0.123, 0.35, 1 / 3, 0.5, 0.999, 1.0])
+    # int(c * 240) / 240 in float64: 0, 29, 84, 80, 120, 239, 240
+    expected = torch.tensor([0, 29, 84, 80, 120, 239, 240]) / 240
+    torch.testing.assert_close(quantize_relevancy(values, 240), expected)
+
+
+def _published_sms_reference(
+    videos: list[list[float]],
+    texts: list[list[float]],
+    matrix: list[list[float]],
+    clips: list[int],
+    sentences: list[int],
+) -> float:
+    """The released SymmetricMultiSimiliarityLoss formula, written out in float64 from its definition: the
+    positive's relevancy w_a is the float matrix entry, the negatives' relevancy is int(c * 240) / 240 (uint8),
+    edge 1.1 / 240, margin 0.6, relaxation 0.1, mean over the 2 B (B - 1) off-diagonal terms."""
+    size = len(clips)
+
+    def dot(u: list[float], v: list[float]) -> float:
+        return sum(p * q for p, q in zip(u, v, strict=True))
+
+    def uint8(clip: int, sentence: int) -> float:
+        return int(matrix[clip][sentence] * 240) / 240
+
+    edge, margin, relaxation = 1.1 / 240, 0.6, 0.1
+    terms = []
+    for a in range(size):
+        weight = matrix[clips[a]][sentences[a]]
+        positive = dot(texts[a], videos[a])
+        for b in range(size):
+            if a == b:
+                continue
+            # text a as anchor against video b, then video a as anchor against text b
+            for negative, relevancy in (
+                (dot(texts[a], videos[b]), uint8(clips[b], sentences[a])),
+                (dot(texts[b], videos[a]), uint8(clips[a], sentences[b])),
+            ):
+                r = weight - relevancy
+                value = r * margin - (positive - negative)
+                if r > edge:
+                    terms.append(max(value, 0.0))
+                elif abs(r) < edge:
+                    terms.append(max(abs(value) - relaxation, 0.0))
+                else:
+                    terms.append(max(-value, 0.0))
+    assert len(terms) == 2 * size * (size - 1)
+    return sum(terms) / len(terms)
+
+
+def test_sms_authors_code_preset_reproduces_the_published_formula():
+    # 4 clips x 5 sentences; values chosen so that uint8 truncation and the edge matter: 0.123 -> 29 / 240,
+    # 0.35 twice (R ~ 0 after truncation: neutral), 0.45 vs 0.5 (R = 0.05: pull with 1.1 / 240, neutral with
+    # lambda = 0.1).
+    matrix = [
+        [1.0, 0.35, 0.123, 0.0, 0.45],
+        [0.35, 0.5, 0.35, 0.6, 0.0],
+        [0.123, 0.45, 1.0, 1 / 3, 0.5],
+        [0.0, 0.75, 0.123, 0.35, 0.35],
+    ]
+    clips, sentences = [0, 1, 2, 3], [0, 1, 4, 3]
+    generator = torch.Generator().manual_seed(3)
+    videos = F.normalize(torch.randn(4, 6, generator=generator, dtype=torch.float64), dim=-1)
+    texts = F.normalize(torch.randn(4, 6, generator=generator, dtype=torch.float64), dim=-1)
+    expected = _published_sms_reference(videos.tolist(), texts.tolist(), matrix, clips, sentences)
+
+    batch = {
+        "clip_index": torch.tensor(clips),
+        "sentence_index": torch.tensor(sentences),
+        "valid": torch.ones(4, dtype=torch.bool),
+    }
+    dense = np.asarray(matrix, dtype=np.float32)
+    objective = RetrievalObjective(build_loss("sms"), dense)  # the recipes' default preset
+    loss = objective(videos.float(), texts.float(), batch)
+    assert loss.item() == pytest.approx(expected, rel=1e-5, abs=1e-7)
+    preset = SMSLoss.from_preset("authors_code")
+    assert preset.lambda_ == pytest.approx(1.1 / 240) and preset.relevancy_levels == 240
+    paper = RetrievalObjective(build_loss("sms", sms_preset="paper"), dense)(
+        videos.float(), texts.float(), batch
+    )
+    assert abs(paper.item() - expected) > 1e-3  # the edge lambda = 0.1 changes the value on this batch
+    override = build_loss("sms", sms_lambda=0.05)
+    assert override.lambda_ == 0.05 and override.relevancy_levels == 240
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -98,10 +194,10 @@ def test_sms_r_equal_to_lambda_takes_the_pull_branch(positive: float, negative: 
     # The mirrored R = -lambda takes the push branch: [gap - R gamma]_+ = [0 + 0.1 * 0.6]_+ = 0.06.
     similarity = torch.tensor([[0.3, 0.3], [0.3, 0.3]], dtype=dtype)
     relevancy = torch.tensor([[positive, negative], [negative, positive]], dtype=dtype)
-    terms = sms_terms(similarity, relevancy, margin=0.6, tau=0.1, threshold=0.1)
+    terms = sms_terms(similarity, relevancy, margin=0.6, tau=0.1, lambda_=0.1)
     assert terms[0, 1].item() == pytest.approx(0.06, abs=1e-6)
     mirrored = torch.tensor([[negative, positive], [positive, negative]], dtype=dtype)
-    assert sms_terms(similarity, mirrored, margin=0.6, tau=0.1, threshold=0.1)[0, 1].item() == pytest.approx(
+    assert sms_terms(similarity, mirrored, margin=0.6, tau=0.1, lambda_=0.1)[0, 1].item() == pytest.approx(
         0.06, abs=1e-6
     )
 
@@ -208,8 +304,12 @@ def test_bad_arguments_are_rejected():
         InfoNCELoss(temperature=0.0)
     with pytest.raises(ValueError, match="tau"):
         SMSLoss(tau=-0.1)
-    with pytest.raises(ValueError, match="threshold"):
-        SMSLoss(threshold=0.0)
+    with pytest.raises(ValueError, match="lambda_"):
+        SMSLoss(lambda_=0.0)
+    with pytest.raises(ValueError, match="relevancy_levels"):
+        SMSLoss(relevancy_levels=0)
+    with pytest.raises(ValueError, match="unknown SMS preset"):
+        SMSLoss.from_preset("eq16")
     with pytest.raises(ValueError, match="neutral"):
         SMSLoss(neutral="eq16")
     with pytest.raises(ValueError, match="reduction"):

@@ -178,12 +178,31 @@ RELEVANCY = np.array(
 
 
 @pytest.mark.parametrize("as_sparse", [False, True])
-def test_sampler_candidates_include_the_threshold(as_sparse):
+def test_sampler_candidates_are_strictly_above_epsilon(as_sparse):
     matrix = sp.csr_array(RELEVANCY) if as_sparse else RELEVANCY
     sampler = HardMiningSampler(matrix, epsilon=0.1)
-    np.testing.assert_array_equal(sampler.candidates(0), [0, 1, 3])  # 0.1 itself is a candidate
+    np.testing.assert_array_equal(
+        sampler.candidates(0), [0, 3]
+    )  # 0.1 itself is not a candidate (Fig. 4: ">")
     np.testing.assert_array_equal(sampler.candidates(1), [1])
-    np.testing.assert_array_equal(sampler.num_candidates, [3, 1, 0])
+    np.testing.assert_array_equal(sampler.num_candidates, [2, 1, 0])
+
+
+def test_sampler_never_draws_an_entry_equal_to_epsilon():
+    # Entries that equal 0.1: stored as float32 0.1, as the relevancy of Eq. 5 (0.5 * 1/5), and as 0.3 - 0.2
+    # (0.10000001 in float32, within the rounding tolerance); only the 0.5 and 1.0 entries are candidates.
+    tenth = np.float32(0.1)
+    row = np.array(
+        [tenth, np.float32(0.5) * np.float32(1 / 5), np.float32(0.3) - np.float32(0.2), 0.5, 0.0, 1.0],
+        dtype=np.float32,
+    )
+    relevancy = np.tile(row, (3, 1))
+    for matrix in (relevancy, sp.csr_array(relevancy), relevancy.astype(np.float64)):
+        sampler = HardMiningSampler(matrix, epsilon=0.1)
+        draws = sampler.sample(np.zeros(400, dtype=int), rng=0)
+        assert set(draws.tolist()) == {3, 5}
+    with pytest.raises(ValueError, match="relevancy > 0.1"):
+        HardMiningSampler(np.full((2, 2), tenth), epsilon=0.1).sample([0], rng=0)
 
 
 def test_sampler_is_deterministic_uniform_and_respects_the_threshold():
@@ -197,9 +216,9 @@ def test_sampler_is_deterministic_uniform_and_respects_the_threshold():
     np.testing.assert_array_equal(draws, dense.sample(clips, rng=123))
     np.testing.assert_array_equal(draws, sparse.sample(clips, rng=np.random.default_rng(123)))
     assert not np.array_equal(draws, dense.sample(clips, rng=124))
-    assert (relevancy[clips, draws] >= np.float32(0.1)).all()
+    assert (relevancy[clips, draws] > np.float32(0.1)).all()
     counts = np.bincount(dense.sample(np.zeros(6000, dtype=int), rng=1), minlength=40)
-    candidates = np.flatnonzero(relevancy[0] >= np.float32(0.1))
+    candidates = np.flatnonzero(relevancy[0] > np.float32(0.1))
     assert set(np.flatnonzero(counts)) == set(candidates)
     expected = 6000 / len(candidates)
     assert np.all(np.abs(counts[candidates] - expected) < 5 * np.sqrt(expected))

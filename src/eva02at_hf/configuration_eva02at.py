@@ -13,6 +13,7 @@ from transformers.models.clip.configuration_clip import CLIPTextConfig
 
 TEMPORAL_POSITION_ENCODINGS = ("learnable", "rope", "learnable+rope", "split_3d_rope")
 TEMPORAL_ROPE_POSITIONS = ("index", "rescaled")
+TEMPORAL_EMBEDDING_INITS = ("zeros", "trunc_normal")
 
 
 def pipelines_not_registered(custom_pipelines: dict[str, Any] | None) -> dict[str, Any]:
@@ -70,6 +71,10 @@ class EVA02ATVisionConfig(PreTrainedConfig):
         layer_norm_eps (`float`): epsilon of every LayerNorm (1e-6 in EVA02).
         attention_dropout (`float`): dropout on attention probabilities.
         initializer_range (`float`): std of the truncated-normal weight initialisation.
+        temporal_embedding_init (`str`): initialisation of a newly created P_t. `"zeros"` (default): at T = 1, and
+            at any T before training, the model is exactly the image model it was converted from;
+            `"trunc_normal"`: truncated normal with std `initializer_range` (0.02), what the authors' code does
+            (it overwrites the zeros), so that frames differ from the first step.
         temporal_position_encoding (`str`): how time is encoded, the ablation of Table IV:
             `"learnable+rope"` (default, the paper's best): learnable P_t (Eq. 7) plus the spatial-temporal RoPE
             whose temporal angles span the whole head dimension and add to the 2D spatial angles (Eqs. 8-10);
@@ -110,6 +115,7 @@ class EVA02ATVisionConfig(PreTrainedConfig):
     layer_norm_eps: float = 1e-6
     attention_dropout: float = 0.0
     initializer_range: float = 0.02
+    temporal_embedding_init: str = "zeros"
     temporal_position_encoding: str = "learnable+rope"
     rope_theta: float = 10000.0
     rope_reference_grid_size: int = 16
@@ -130,6 +136,10 @@ class EVA02ATVisionConfig(PreTrainedConfig):
             )
         if self.temporal_position_encoding == "split_3d_rope" and head_dim % 16 != 0:
             raise ValueError(f"split_3d_rope needs a head dimension divisible by 16, got {head_dim}.")
+        if self.temporal_embedding_init not in TEMPORAL_EMBEDDING_INITS:
+            raise ValueError(
+                f"temporal_embedding_init={self.temporal_embedding_init!r} is not one of {TEMPORAL_EMBEDDING_INITS}."
+            )
         if self.temporal_rope_positions not in TEMPORAL_ROPE_POSITIONS:
             raise ValueError(
                 f"temporal_rope_positions={self.temporal_rope_positions!r} is not one of {TEMPORAL_ROPE_POSITIONS}."
@@ -246,6 +256,12 @@ class EVA02ATConfig(PreTrainedConfig):
         logit_scale_init_value (`float`): initial log of the inverse temperature of the logits returned by the
             forward pass (CLIP's log(1 / 0.07)). The training objectives in `eva02at_hf.losses` use their own
             fixed temperature or margins (InfoNCE at 0.05 in the paper) on the cosine similarities.
+        head_init_scale (`float`): factor on the truncated-normal (std `initializer_range`) initialisation of a
+            newly created `visual_projection` (e.g. converting to the paper's 256-d space). 1.0 (default) is the
+            plain initialisation; 0.001 is the authors' small head (their `head`, trunc-normal 0.02 x 0.001, as
+            timm's EVA `head_init_scale`). The embeddings are L2-normalised, so the scale changes only the
+            optimisation (the relative size of the first updates), not the initial similarities. The text
+            projection keeps CLIP's normal(std = width ** -0.5).
     """
 
     model_type = "eva02at"
@@ -256,6 +272,12 @@ class EVA02ATConfig(PreTrainedConfig):
     projection_dim: int = 256
     logit_scale_init_value: float = math.log(1 / 0.07)
     initializer_factor: float = 1.0
+    head_init_scale: float = 1.0
+
+    def validate_head_init_scale(self) -> None:
+        """Reject a non-positive `head_init_scale`."""
+        if not self.head_init_scale > 0:
+            raise ValueError(f"head_init_scale must be positive, got {self.head_init_scale}.")
 
     def __post_init__(self, **kwargs: Any) -> None:
         custom_pipelines = pipelines_not_registered(kwargs.pop("custom_pipelines", None))

@@ -29,7 +29,7 @@ gradients over ranks, hence the `world_size` factor to recover the gradient of t
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.distributed as dist
@@ -178,72 +178,120 @@ class AdaptiveMIMMLoss(nn.Module):
         return _bidirectional_triplets(terms, similarity, relevancy, self.reduction)
 
 
+def quantize_relevancy(relevancy: torch.Tensor, levels: int) -> torch.Tensor:
+    """floor(c * levels) / levels: the authors' storage of relevancy as uint8 multiples of 1 / ``levels`` (240).
+
+    A relevancy that is a multiple of 1 / ``levels`` up to float rounding (0.35 is 83.99999 / 240 in float32) keeps
+    its value: the floor is taken after adding 1e-4 of a level.
+    """
+    return torch.floor(relevancy * levels + 1e-4) / levels
+
+
 def sms_terms(
     similarity: torch.Tensor,
     relevancy: torch.Tensor,
     margin: float,
     tau: float,
-    threshold: float,
+    lambda_: float,
     neutral: Literal["relaxed", "hinge"] = "relaxed",
+    relevancy_levels: int | None = None,
 ) -> torch.Tensor:
     """One-direction SMS triplet terms (EVA02-AT Eqs. 13-16) for j = i (anchor's positive), k = column.
 
     With R = c_ii - c_ik and gap = S_ii - S_ik:
-        R >= threshold:   [R gamma - gap]_+      (pull the positive above the negative)
-        R <= -threshold:  [-R gamma + gap]_+     (the "negative" is more relevant: push it above)
-        |R| < threshold:  [|gap| - tau]_+ ("relaxed", Eq. 15)  or  [gap]_+ ("hinge", Eq. 16 as printed)
+        R >= lambda:   [R gamma - gap]_+      (pull the positive above the negative)
+        R <= -lambda:  [gap - R gamma]_+      (the "negative" is more relevant: push it above)
+        |R| < lambda:  [|R gamma - gap| - tau]_+ ("relaxed")  or  [gap]_+ ("hinge", Eq. 16 as printed)
+
+    The relaxed branch is the authors' released loss; at R = 0 it is Eq. 15's [|S_ij - S_ik| - tau]_+, and for
+    0 < |R| < lambda it keeps the margin R gamma as the other two branches do. With ``relevancy_levels`` (the
+    authors' 240) the negatives' c_ik are quantised with `quantize_relevancy` while the positive's c_ii keeps its
+    value, as in the authors' code (the sampled positive's relevancy travels with the batch as a float; the
+    matrix they index for the negatives is uint8).
 
     The branch tests allow `BOUNDARY_TOLERANCE` of rounding, so R = lambda exactly takes the R >= lambda branch
     whatever the floating-point error of c_ii - c_ik (0.5 - 0.4 is 0.0999999 in float32, 0.6 - 0.5 is
-    0.1000000), as the hard-mining sampler's c >= epsilon does.
+    0.1000000).
 
     Returns:
-        (B, B) terms; the diagonal (k = i) is 0 in "relaxed" mode and must be left out by the caller.
+        (B, B) terms; the diagonal (k = i) must be left out by the caller.
     """
     gap = _positive_gap(similarity)
-    r = relevancy.diagonal().unsqueeze(1) - relevancy
-    pull = F.relu(r * margin - gap)
-    push = F.relu(gap - r * margin)
-    small = F.relu(gap.abs() - tau) if neutral == "relaxed" else F.relu(gap)
-    edge = threshold - BOUNDARY_TOLERANCE
+    negatives = relevancy if relevancy_levels is None else quantize_relevancy(relevancy, relevancy_levels)
+    r = relevancy.diagonal().unsqueeze(1) - negatives
+    offset = r * margin - gap
+    pull = F.relu(offset)
+    push = F.relu(-offset)
+    small = F.relu(offset.abs() - tau) if neutral == "relaxed" else F.relu(gap)
+    edge = lambda_ - BOUNDARY_TOLERANCE
     return torch.where(r >= edge, pull, torch.where(r <= -edge, push, small))
+
+
+AUTHORS_RELEVANCY_LEVELS = 240
+SMS_PRESETS: dict[str, dict[str, Any]] = {
+    # The paper's text (Sec. IV-B): lambda "equals the threshold for selecting positive pairs", epsilon = 0.1.
+    "paper": {"lambda_": 0.1, "relevancy_levels": None},
+    # The authors' released loss (xqwang14/SMS-Loss): relevancy stored as uint8 x 240, edge 1.1 / 240, so only
+    # R ~ 0 (equal relevancy, up to the uint8 truncation) is neutral.
+    "authors_code": {"lambda_": 1.1 / AUTHORS_RELEVANCY_LEVELS, "relevancy_levels": AUTHORS_RELEVANCY_LEVELS},
+}
 
 
 class SMSLoss(nn.Module):
     """Symmetric Multi-Similarity loss for soft labels (EVA02-AT Eq. 16, branches in `sms_terms`).
 
-    Defaults: margin gamma 0.6, relaxation tau 0.1, threshold lambda 0.1 (the hard-mining epsilon). The branch
-    for |R| < lambda defaults to Eq. 15's relaxed [|S_ij - S_ik| - tau]_+, which is what the text describes
-    ("when the distance between S_ij and S_ik is smaller than tau, we cease optimizing") and what the "SMS w/o
-    tau" ablation implies; Eq. 16 prints [S_ij - S_ik]_+, available as `neutral="hinge"`. The authors' code
-    was not available to check either choice against.
+    Three settings shape it: the margin gamma (0.6), the relaxation tau of the neutral branch (0.1) and the edge
+    lambda that decides which |R| count as neutral. The paper's text sets lambda to the hard-mining epsilon
+    (0.1); the authors' released loss uses lambda = 1.1 / 240 on relevancy quantised to multiples of 1 / 240, so
+    that only R ~ 0 is neutral. `SMS_PRESETS` / `from_preset` name both ("paper", the class defaults, and
+    "authors_code", the default of the EK-100 recipe because it produced the paper's numbers).
 
     Args:
         margin: gamma.
         tau: relaxation factor, >= 0.
-        threshold: lambda, > 0.
-        neutral: "relaxed" (Eq. 15) or "hinge" (Eq. 16 as printed) for |R| < lambda.
-        reduction: "mean" over the 2 B (B - 1) triplets or "sum".
+        lambda_: edge lambda of the neutral branch, > 0.
+        relevancy_levels: quantise the negatives' relevancy to multiples of 1 / levels (`quantize_relevancy`);
+            None keeps it as given.
+        neutral: "relaxed" ([|R gamma - gap| - tau]_+, Eq. 15 at R = 0) or "hinge" (Eq. 16 as printed) for
+            |R| < lambda.
+        reduction: "mean" over the 2 B (B - 1) triplets (the authors') or "sum" (the paper's printed sum).
     """
 
     def __init__(
         self,
         margin: float = 0.6,
         tau: float = 0.1,
-        threshold: float = 0.1,
+        lambda_: float = 0.1,
+        relevancy_levels: int | None = None,
         neutral: Literal["relaxed", "hinge"] = "relaxed",
         reduction: Reduction = "mean",
     ) -> None:
         super().__init__()
         if tau < 0:
             raise ValueError(f"`tau` must be non-negative, got {tau}")
-        if threshold <= 0:
-            raise ValueError(f"`threshold` must be positive, got {threshold}")
+        if not lambda_ > 0:
+            raise ValueError(f"`lambda_` (the SMS edge) must be positive, got {lambda_}")
+        if relevancy_levels is not None and relevancy_levels < 1:
+            raise ValueError(f"`relevancy_levels` must be a positive integer or None, got {relevancy_levels}")
         if neutral not in ("relaxed", "hinge"):
             raise ValueError(f"`neutral` must be 'relaxed' or 'hinge', got {neutral!r}")
         _check_reduction(reduction)
-        self.margin, self.tau, self.threshold = margin, tau, threshold
+        self.margin, self.tau, self.lambda_, self.relevancy_levels = margin, tau, lambda_, relevancy_levels
         self.neutral, self.reduction = neutral, reduction
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> SMSLoss:
+        """An SMS loss with the edge and relevancy storage of `SMS_PRESETS[name]`; ``overrides`` replace any
+        argument (e.g. ``margin=0.5`` or ``lambda_=0.05``)."""
+        if name not in SMS_PRESETS:
+            raise ValueError(f"unknown SMS preset {name!r}; choose one of {sorted(SMS_PRESETS)}")
+        return cls(**{**SMS_PRESETS[name], **overrides})
+
+    def extra_repr(self) -> str:
+        return (
+            f"margin={self.margin}, tau={self.tau}, lambda_={self.lambda_:.6g}, "
+            f"relevancy_levels={self.relevancy_levels}, neutral={self.neutral!r}, reduction={self.reduction!r}"
+        )
 
     def forward(self, similarity: torch.Tensor, relevancy: torch.Tensor) -> torch.Tensor:
         """similarity, relevancy: (B, B), relevancy[i, j] = c_ij. Returns a scalar."""
@@ -251,7 +299,9 @@ class SMSLoss(nn.Module):
         _check_relevancy(relevancy, similarity)
 
         def terms(sim: torch.Tensor, rel: torch.Tensor) -> torch.Tensor:
-            return sms_terms(sim, rel, self.margin, self.tau, self.threshold, self.neutral)
+            return sms_terms(
+                sim, rel, self.margin, self.tau, self.lambda_, self.neutral, self.relevancy_levels
+            )
 
         return _bidirectional_triplets(terms, similarity, relevancy, self.reduction)
 
@@ -264,7 +314,7 @@ class SMSHardLoss(SMSLoss):
     """
 
     def __init__(self, margin: float = 0.3, tau: float = 0.1, reduction: Reduction = "mean") -> None:
-        super().__init__(margin=margin, tau=tau, threshold=0.5, neutral="relaxed", reduction=reduction)
+        super().__init__(margin=margin, tau=tau, lambda_=0.5, neutral="relaxed", reduction=reduction)
 
     def forward(self, similarity: torch.Tensor, relevancy: torch.Tensor) -> torch.Tensor:
         """similarity, relevancy: (B, B), relevancy in {0, 1} with a diagonal of 1. Returns a scalar."""

@@ -321,7 +321,8 @@ class EVA02ATEncoderLayer(GradientCheckpointingLayer):
 
 
 class EVA02ATPreTrainedModel(PreTrainedModel):
-    """Weight initialisation (EVA02's truncated normal, P_t at zero) and shared capabilities."""
+    """Weight initialisation (EVA02's truncated normal; P_t and the projection head per the config) and shared
+    capabilities."""
 
     config: EVA02ATConfig
     base_model_prefix = "eva02at"
@@ -372,7 +373,10 @@ class EVA02ATPreTrainedModel(PreTrainedModel):
         vision_config = getattr(config, "vision_config", config)
         std = vision_config.initializer_range
         if isinstance(module, nn.Linear | nn.Conv3d):
-            init.trunc_normal_(module.weight, std=std)
+            # config.head_init_scale on the video projection; at these stds timm's absolute truncation (+-2)
+            # never binds, so this is trunc-normal(std) x scale
+            is_head = module is getattr(self, "visual_projection", None)
+            init.trunc_normal_(module.weight, std=std * (config.head_init_scale if is_head else 1.0))
             if module.bias is not None:
                 init.zeros_(module.bias)
         elif isinstance(module, nn.LayerNorm):
@@ -381,7 +385,12 @@ class EVA02ATPreTrainedModel(PreTrainedModel):
         elif isinstance(module, EVA02ATVisionEmbeddings):
             init.trunc_normal_(module.class_embedding, std=std)
             init.trunc_normal_(module.position_embedding, std=std)
-            if module.temporal_embedding is not None:
+            if (
+                module.temporal_embedding is not None
+                and vision_config.temporal_embedding_init == "trunc_normal"
+            ):
+                init.trunc_normal_(module.temporal_embedding, std=std)
+            elif module.temporal_embedding is not None:
                 init.zeros_(module.temporal_embedding)
         elif isinstance(module, EVA02ATForVideoTextRetrieval):
             init.constant_(module.logit_scale, config.logit_scale_init_value)

@@ -3,7 +3,7 @@
 * `pos_iou_relevancy`: the part-of-speech weighted IoU of verb and noun class sets (EVA02-AT Eq. 5),
   built from sparse clip x class incidence matrices: intersection = A @ B^T, union = |a| + |b| - intersection.
 * `HardMiningSampler`: for clip i, draws its positive sentence uniformly from
-  i+ = {j | c_ij >= epsilon} (EVA02-AT Section III and Fig. 4).
+  i+ = {j | c_ij > epsilon} (EVA02-AT Fig. 4, "greater than"; the authors' loader).
 * `batch_relevancy`: rebuilds the B x B relevancy of a batch from the pre-built matrix, so that negative pairs
   keep their true soft relevancy (EVA02-AT Section IV-B) instead of 0.
 * `egonce_positive_mask`: the EgoNCE positives (EgoVLPv2 Eq. 4), pairs sharing a verb or a noun class.
@@ -153,13 +153,17 @@ def _stack_rows(blocks: list[sp.csr_array], num_rows: int, num_cols: int) -> sp.
     return sp.csr_array((data, indices, indptr.astype(index_dtype)), shape=(num_rows, num_cols))
 
 
+CANDIDATE_TOLERANCE = 1e-6
+"""Relevancies within this of epsilon count as equal to it (not candidates): 0.3 - 0.2 is 0.10000001 in float32."""
+
+
 def _candidate_pattern(relevancy: Relevancy, epsilon: float, block_size: int) -> sp.csr_array:
-    """CSR pattern of the entries with relevancy >= epsilon, compared in the matrix's dtype."""
+    """CSR pattern of the entries with relevancy > epsilon (+ `CANDIDATE_TOLERANCE`), in the matrix's dtype."""
     if sp.issparse(relevancy):
         matrix = sp.csr_array(relevancy)
         if matrix.ndim != 2:
             raise ValueError(f"`relevancy` must be 2-D, got shape {matrix.shape}")
-        pattern = sp.csr_array(matrix >= matrix.dtype.type(epsilon))
+        pattern = sp.csr_array(matrix > matrix.dtype.type(epsilon + CANDIDATE_TOLERANCE))
         pattern.sort_indices()
         return pattern
     matrix = np.asarray(relevancy)
@@ -167,9 +171,9 @@ def _candidate_pattern(relevancy: Relevancy, epsilon: float, block_size: int) ->
         raise ValueError(
             f"`relevancy` must be a 2-D float matrix, got shape {matrix.shape} dtype {matrix.dtype}"
         )
-    threshold = matrix.dtype.type(epsilon)
+    threshold = matrix.dtype.type(epsilon + CANDIDATE_TOLERANCE)
     blocks = [
-        sp.csr_array(matrix[start : start + block_size] >= threshold)
+        sp.csr_array(matrix[start : start + block_size] > threshold)
         for start in range(0, matrix.shape[0], block_size)
     ]
     return _stack_rows(blocks, *matrix.shape)
@@ -189,10 +193,10 @@ def _as_index_array(indices: Sequence[int] | np.ndarray | torch.Tensor, size: in
 class HardMiningSampler:
     """Hard-mining positive sampler of EVA02-AT Fig. 4 (following EgoVLP).
 
-    The candidate positives of clip i are i+ = {j | c_ij >= epsilon}, the set written in EVA02-AT Section III;
-    the epsilon boundary is included so that the sampler agrees with the `R >= lambda` branch of Eq. 16
-    (lambda = epsilon). EgoVLP's released loader uses `>`; the two differ only on entries equal to epsilon
-    (e.g. c = 0.5 * 1/5 = 0.1). The comparison is done in the matrix's dtype.
+    The candidate positives of clip i are i+ = {j | c_ij > epsilon}: strictly greater, as Fig. 4 says ("greater
+    than") and as the loaders of the authors and of EgoVLP do. Section III's set notation reads >=; the two differ
+    only on entries equal to epsilon (e.g. c = 0.5 * 1/5 = 0.1), which are not candidates here. Entries within
+    `CANDIDATE_TOLERANCE` of epsilon count as equal to it; the comparison is done in the matrix's dtype.
 
     Args:
         relevancy: (N_clips, N_sentences) relevancy, dense float array or scipy sparse matrix.
@@ -215,7 +219,7 @@ class HardMiningSampler:
         return np.diff(self.indptr)
 
     def candidates(self, clip_index: int) -> np.ndarray:
-        """Sorted sentence indices j with c_ij >= epsilon for clip `clip_index`."""
+        """Sorted sentence indices j with c_ij > epsilon for clip `clip_index`."""
         (index,) = _as_index_array([clip_index], self.num_clips, "clip_index")
         return self.indices[self.indptr[index] : self.indptr[index + 1]]
 
@@ -238,7 +242,7 @@ class HardMiningSampler:
         counts = self.indptr[clips + 1] - starts
         if (counts == 0).any():
             clip = int(clips[np.argmax(counts == 0)])
-            raise ValueError(f"clip {clip} has no sentence with relevancy >= {self.epsilon}")
+            raise ValueError(f"clip {clip} has no sentence with relevancy > {self.epsilon}")
         offsets = np.random.default_rng(rng).integers(0, counts, dtype=np.int64) if clips.size else counts
         return self.indices[starts + offsets].astype(np.int64)
 

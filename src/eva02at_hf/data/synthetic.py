@@ -9,6 +9,12 @@ statistic cannot tell the two apart: recognising the verb needs temporal order.
 Nouns are the shape (the main ``noun``) and the colour; ``all_noun_classes`` is ``[shape, colour]``, so the
 part-of-speech IoU relevancy takes graded values (1, 2/3, 1/2, 1/6, 0).
 
+``task="event_order"`` writes a harder variant in which the verb is the order of several events: a clip shows a
+red, a green and a blue shape (the clip's noun) one after the other, each for a third of the clip at its own
+random place, and the caption names the order ("red then green then blue square"; 6 verbs, the permutations).
+Every clip holds the same three events for the same time, so anything but the order of the frames is the same
+for all six verbs.
+
 Written files (``DIR`` = ``out_dir``)::
 
     DIR/videos/<video_id>.mp4                        raw layout (chunk_len=None), or
@@ -37,6 +43,7 @@ Command line: ``python -m eva02at_hf.data.synthetic --out DIR --num-clips N --se
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 from collections.abc import Sequence
@@ -62,6 +69,9 @@ _CAPTIONS = (
     "shrink the {noun}",
 )
 NOUNS = SHAPES + tuple(COLOURS)
+TASKS = ("actions", "event_order")
+EVENT_ORDERS = tuple(itertools.permutations(range(len(COLOURS))))
+ORDER_VERBS = tuple("-".join(tuple(COLOURS)[c] for c in order) for order in EVENT_ORDERS)
 LAYOUTS = ("egoclip", "charades_ego")
 MCQ_CHOICES = 5
 CHARADES_CLASSES = [_CAPTIONS[verb].format(noun=shape) for verb in range(len(VERBS)) for shape in SHAPES]
@@ -162,6 +172,52 @@ def render_clip(motion: Motion, shape: str, colour: str, background: int, size: 
     return frames
 
 
+def render_event_order_clip(
+    order: Sequence[int], shape: str, rng: np.random.Generator, background: int, size: int, num_frames: int
+) -> np.ndarray:
+    """Frames ``(T, size, size, 3)`` of an event-order clip: the colours ``order`` (indices into `COLOURS`) shown
+    as ``shape`` one after the other, each for an equal share of the ``num_frames`` at its own random place."""
+    frames = np.full((num_frames, size, size, 3), background, dtype=np.uint8)
+    bounds = np.linspace(0, num_frames, len(order) + 1).round().astype(int)
+    for colour, first, last in zip(order, bounds[:-1], bounds[1:], strict=True):
+        radius = rng.uniform(0.15, 0.22) * size
+        centre = rng.uniform(radius, size - 1 - radius, size=2)
+        frames[first:last, shape_mask(shape, centre, radius, size)] = COLOURS[tuple(COLOURS)[colour]]
+    return frames
+
+
+def _draw_clip(
+    task: str, rng: np.random.Generator, background: int, size: int, num_frames: int
+) -> tuple[np.ndarray, dict]:
+    """Frames and EK-100 annotation fields of one clip of ``task``."""
+    if task == "event_order":
+        verb, shape_id = (int(v) for v in rng.integers((len(EVENT_ORDERS), len(SHAPES))))
+        shape = SHAPES[shape_id]
+        frames = render_event_order_clip(EVENT_ORDERS[verb], shape, rng, background, size, num_frames)
+        caption = " then ".join(tuple(COLOURS)[c] for c in EVENT_ORDERS[verb]) + f" {shape}"
+        return frames, {
+            "narration": caption,
+            "verb": ORDER_VERBS[verb],
+            "verb_class": verb,
+            "noun": shape,
+            "noun_class": shape_id,
+            "all_nouns": str([shape]),
+            "all_noun_classes": str([shape_id]),
+        }
+    verb, shape_id, colour_id = (int(v) for v in rng.integers((len(VERBS), len(SHAPES), len(COLOURS))))
+    shape, colour = SHAPES[shape_id], tuple(COLOURS)[colour_id]
+    frames = render_clip(sample_motion(verb, rng, size, num_frames), shape, colour, background, size)
+    return frames, {
+        "narration": _caption(verb, shape, colour),
+        "verb": VERBS[verb],
+        "verb_class": verb,
+        "noun": shape,
+        "noun_class": shape_id,
+        "all_nouns": str([shape, colour]),
+        "all_noun_classes": str([shape_id, len(SHAPES) + colour_id]),
+    }
+
+
 def write_video(path: str, frames: np.ndarray, fps: int) -> None:
     """Encode ``frames`` (T, H, W, 3) uint8 to ``path`` with H.264 (near-lossless, no B-frames), pts = index."""
     with av.open(path, "w") as container:
@@ -239,6 +295,7 @@ def generate(
     test_fraction: float = 0.25,
     chunk_len: int | None = None,
     layouts: Sequence[str] = (),
+    task: str = "actions",
 ) -> SyntheticSummary:
     """Write the synthetic set to ``out_dir`` (see the module docstring for the files).
 
@@ -256,10 +313,19 @@ def generate(
             this many seconds (``videos/<video_id>.mp4/<chunk start>.mp4``).
         layouts: annotation layouts of `LAYOUTS` written besides the EK-100 files, from the same clips
             (`write_egoclip_layout`, `write_charades_ego_layout`); "egoclip" needs ``max_clips_per_video >= 5``.
+        task: ``"actions"`` (time-reversible motions of one object) or ``"event_order"`` (the verb is the order
+            of three coloured events; ``frames_per_clip`` >= 3, EK-100 files only).
     """
     _check_arguments(
         num_clips, size, fps, frames_per_clip, gap_frames, max_clips_per_video, test_fraction, chunk_len
     )
+    if task not in TASKS:
+        raise ValueError(f"`task` must be one of {TASKS}, got {task!r}")
+    if task == "event_order" and (layouts or frames_per_clip < len(COLOURS)):
+        raise ValueError(
+            f"task 'event_order' needs frames_per_clip >= {len(COLOURS)} (got {frames_per_clip}) and writes the "
+            f"EK-100 files only (got layouts {list(layouts)})"
+        )
     unknown = sorted(set(layouts) - set(LAYOUTS))
     if unknown:
         raise ValueError(f"`layouts` must be among {LAYOUTS}, got {unknown}")
@@ -276,14 +342,9 @@ def generate(
         background = int(rng.integers(16, 72))
         frames = [np.full((gap_frames, size, size, 3), background, dtype=np.uint8)]
         for clip_index in range(num_here):
-            verb, shape_id, colour_id = (
-                int(v) for v in rng.integers((len(VERBS), len(SHAPES), len(COLOURS)))
-            )
-            shape, colour = SHAPES[shape_id], tuple(COLOURS)[colour_id]
             first = sum(len(f) for f in frames)
-            frames.append(
-                render_clip(sample_motion(verb, rng, size, frames_per_clip), shape, colour, background, size)
-            )
+            clip_frames, annotation = _draw_clip(task, rng, background, size, frames_per_clip)
+            frames.append(clip_frames)
             frames.append(np.full((gap_frames, size, size, 3), background, dtype=np.uint8))
             start, stop = (first - 0.5) / fps, (first + frames_per_clip - 0.5) / fps
             rows.append(
@@ -296,13 +357,7 @@ def generate(
                     "stop_timestamp": format_timestamp(stop),
                     "start_frame": first + 1,
                     "stop_frame": first + frames_per_clip,
-                    "narration": _caption(verb, shape, colour),
-                    "verb": VERBS[verb],
-                    "verb_class": verb,
-                    "noun": shape,
-                    "noun_class": shape_id,
-                    "all_nouns": str([shape, colour]),
-                    "all_noun_classes": str([shape_id, len(SHAPES) + colour_id]),
+                    **annotation,
                 }
             )
         video = np.concatenate(frames)
@@ -328,9 +383,8 @@ def generate(
     _, test_sentences = _sentence_tables(splits["test"])
     train_sentences.to_csv(os.path.join(out_dir, "EPIC_100_retrieval_train_sentence.csv"), index=False)
     test_sentences.to_csv(os.path.join(out_dir, "EPIC_100_retrieval_test_sentence.csv"), index=False)
-    _class_table(VERBS, _VERB_CATEGORY).to_csv(
-        os.path.join(out_dir, "EPIC_100_verb_classes.csv"), index=False
-    )
+    verbs = (VERBS, _VERB_CATEGORY) if task == "actions" else (ORDER_VERBS, ("order",) * len(ORDER_VERBS))
+    _class_table(*verbs).to_csv(os.path.join(out_dir, "EPIC_100_verb_classes.csv"), index=False)
     noun_categories = ("shape",) * len(SHAPES) + ("colour",) * len(COLOURS)
     _class_table(NOUNS, noun_categories).to_csv(
         os.path.join(out_dir, "EPIC_100_noun_classes.csv"), index=False
@@ -543,6 +597,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--layouts", nargs="+", choices=LAYOUTS, default=[], help="also write these annotation layouts"
     )
+    parser.add_argument(
+        "--task", choices=TASKS, default="actions", help="what the verbs are (module docstring)"
+    )
     args = parser.parse_args(argv)
     summary = generate(
         args.out,
@@ -555,6 +612,7 @@ def main(argv: list[str] | None = None) -> None:
         test_fraction=args.test_fraction,
         chunk_len=args.chunk_len,
         layouts=args.layouts,
+        task=args.task,
     )
     print(
         f"wrote {summary.num_train} train and {summary.num_test} test clips ({summary.num_videos} videos, "

@@ -8,6 +8,7 @@ from .data import (
     annotation_fingerprint,
     block_groups,
     cached_relevancy,
+    check_crop_scale,
     class_incidence,
     example_seed,
 )
@@ -20,6 +21,10 @@ from .evaluation import (
     evaluate_ek100_mir,
 )
 from .loop import (
+    AUTHORS,
+    OURS,
+    PAPER,
+    HelpFormatter,
     Trainer,
     TrainerState,
     TrainingConfig,
@@ -27,22 +32,38 @@ from .loop import (
     build_optimizer,
     check_metric_for_best,
     latest_checkpoint,
+    parse_recipe_args,
     print_summary,
     recipe_default,
+    resolve_mixed_precision,
+    resolve_recipe,
+    save_recipe,
     save_results,
 )
 from .lora import LORA_TARGET_MODULES, add_lora, merged_copy
 from .models import load_model_and_processor, processor_for
-from .objectives import LOSSES, SOFT_LABEL_LOSSES, RetrievalObjective, build_loss
+from .objectives import (
+    DEFAULT_SMS_PRESET,
+    LOSSES,
+    PAPER_MARGINS,
+    SOFT_LABEL_LOSSES,
+    RetrievalObjective,
+    build_loss,
+)
 from .recipes import build_ek100_trainer, ek100_evaluator
 from .schedules import SCHEDULES, build_scheduler
 from .streaming import EgoClipStream, block_offsets
 
 __all__ = [
+    "AUTHORS",
+    "DEFAULT_SMS_PRESET",
     "LORA_TARGET_MODULES",
     "add_lora",
     "merged_copy",
     "LOSSES",
+    "OURS",
+    "PAPER",
+    "PAPER_MARGINS",
     "SCHEDULES",
     "SOFT_LABEL_LOSSES",
     "annotation_fingerprint",
@@ -54,6 +75,7 @@ __all__ = [
     "block_offsets",
     "build_scheduler",
     "cached_relevancy",
+    "check_crop_scale",
     "check_metric_for_best",
     "class_incidence",
     "ClipEmbeddings",
@@ -68,12 +90,17 @@ __all__ = [
     "evaluate_egomcq",
     "evaluate_ek100_mir",
     "example_seed",
+    "HelpFormatter",
     "latest_checkpoint",
     "load_model_and_processor",
+    "parse_recipe_args",
     "print_summary",
     "processor_for",
     "recipe_default",
+    "resolve_mixed_precision",
+    "resolve_recipe",
     "RetrievalObjective",
+    "save_recipe",
     "save_results",
     "Trainer",
     "TrainerState",

@@ -23,6 +23,7 @@ from transformers.image_processing_utils import BatchFeature
 
 from ..data import VideoTextCollator
 from ..relevancy import HardMiningSampler
+from ..video_io import VideoDecodeError
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ class ClipTextDataset(Dataset):
     Item ``i`` is the clip row plus ``clip_index = i``, ``sentence_index`` (row of ``sentences``), ``text`` and
     ``frame_seed`` (the seed of its frame sampling). The positive is either fixed per clip (``positives`` an
     integer array, e.g. the clip's own narration or action class) or drawn every epoch by a `HardMiningSampler`
-    among ``{j : c_ij >= epsilon}`` (EVA02-AT Fig. 4).
+    among ``{j : c_ij > epsilon}`` (EVA02-AT Fig. 4).
 
     Args:
         clips: builder rows (``video_paths``, ``chunk_starts``, ``start``, ``stop``, ...).
@@ -148,14 +149,30 @@ class TrainingCollator(VideoTextCollator):
     masked (``valid`` False, zero pixels) instead of dropped, so every process gathers equal shapes.
 
     Frames of a row are sampled with a generator seeded by its ``frame_seed`` when present (training), else
-    deterministically (``sampling="uniform"``). Returns ``pixel_values (B, T, 3, H, W)``, ``input_ids``,
-    ``attention_mask``, ``valid (B,)`` and the ``keep_columns`` of every row.
+    deterministically (``sampling="uniform"``). With ``crop_scale`` (training), every clip gets one random-resized
+    crop to the processor's ``crop_size`` whose area fraction lies in ``crop_scale`` (the same box for all its
+    frames, no flip: the authors' augmentation), drawn from a generator seeded by the row's ``frame_seed``, so a
+    clip's crop depends only on ``(seed, epoch, clip index)``; the crop is cut from the decoded frame and then
+    resized. Without it, the evaluation transform: resize the short side, centre crop.
+
+    Returns ``pixel_values (B, T, 3, H, W)``, ``input_ids``, ``attention_mask``, ``valid (B,)`` and the
+    ``keep_columns`` of every row.
     """
 
-    def __init__(self, processor: Any, num_frames: int, sampling: str = "uniform", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        processor: Any,
+        num_frames: int,
+        sampling: str = "uniform",
+        crop_scale: Sequence[float] | None = None,
+        **kwargs: Any,
+    ) -> None:
         kwargs.setdefault("text_column", "text")
         kwargs.setdefault("id_column", "clip_index")
         super().__init__(processor, num_frames=num_frames, sampling=sampling, **kwargs)
+        if crop_scale is not None:
+            crop_scale = check_crop_scale(crop_scale)
+        self.crop_scale = crop_scale
 
     def decode(self, row: dict[str, Any]) -> np.ndarray:
         if row.get("unusable"):  # a stream's row that could not be parsed or located (`EgoClipStream`)
@@ -164,31 +181,47 @@ class TrainingCollator(VideoTextCollator):
             self.generator = torch.Generator().manual_seed(int(row["frame_seed"]))
         return super().decode(row)
 
+    def transform(self, frames: np.ndarray, row: dict[str, Any]) -> torch.Tensor:
+        """(T, H, W, 3) uint8 frames -> (T, 3, h, w) model input, augmented when ``crop_scale`` is set."""
+        augment = {}
+        if self.crop_scale is not None:
+            seed = example_seed(int(row.get("frame_seed", 0)), 0, 1)  # not the frame-sampling stream
+            augment = {"do_random_resized_crop": True, "crop_scale": self.crop_scale, "seed": seed}
+        video_processor = self.processor.video_processor
+        outputs = video_processor(
+            videos=[frames], do_sample_frames=False, return_tensors="pt", **augment, **self.processor_kwargs
+        )
+        return outputs["pixel_values"][0]
+
     def __call__(self, rows: Sequence[dict[str, Any]]) -> BatchFeature:
-        indexed = [{**row, "_position": i} for i, row in enumerate(rows)]
-        columns = self.keep_columns
-        self.keep_columns = (*columns, "_position")
-        try:
-            kept = super().__call__(indexed)
-        finally:
-            self.keep_columns = columns
-        texts = [row[self.text_column] for row in rows] if self.text_column else None
-        if kept is not None and len(kept["pixel_values"]) == len(rows):
-            kept.pop("_position")
-            kept["valid"] = torch.ones(len(rows), dtype=torch.bool)
-            return kept
         crop = self.processor.video_processor.crop_size
-        height, width = crop["height"], crop["width"]
+        pixel_values = torch.zeros(len(rows), self.num_frames, 3, crop["height"], crop["width"])
+        valid = torch.zeros(len(rows), dtype=torch.bool)
+        for i, row in enumerate(rows):
+            self.num_seen += 1
+            try:
+                frames = self.decode(row)
+            except (VideoDecodeError, OSError) as err:
+                self.skip(row, i, err)
+                continue
+            pixel_values[i] = self.transform(frames, row)
+            valid[i] = True
+        texts = [row[self.text_column] for row in rows] if self.text_column else None
         batch = self.processor(text=texts, return_tensors="pt") if texts else BatchFeature({})
-        batch["pixel_values"] = torch.zeros(len(rows), self.num_frames, 3, height, width)
-        batch["valid"] = torch.zeros(len(rows), dtype=torch.bool)
-        if kept is not None:
-            positions = kept["_position"]
-            batch["pixel_values"][positions] = kept["pixel_values"]
-            batch["valid"][positions] = True
-        for column in columns:
+        batch["pixel_values"], batch["valid"] = pixel_values, valid
+        for column in self.keep_columns:
             batch[column] = torch.as_tensor([row[column] for row in rows])
         return batch
+
+
+def check_crop_scale(crop_scale: Sequence[float]) -> tuple[float, float]:
+    """``(low, high)`` area fractions with 0 < low <= high <= 1, else a ValueError naming ``--crop_scale``."""
+    values = tuple(float(v) for v in crop_scale)
+    if len(values) != 2 or not 0 < values[0] <= values[1] <= 1:
+        raise ValueError(
+            f"--crop_scale must be two area fractions LOW HIGH with 0 < LOW <= HIGH <= 1, got {values}"
+        )
+    return values
 
 
 def annotation_fingerprint(paths: Sequence[str | os.PathLike], *keys: Sequence[str]) -> str:

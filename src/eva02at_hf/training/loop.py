@@ -34,10 +34,11 @@ import os
 import re
 import shutil
 import tempfile
+from argparse import Action, ArgumentDefaultsHelpFormatter
 from collections.abc import Callable, Collection
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, Field, asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from accelerate import Accelerator, DataLoaderConfiguration, skip_first_batches
@@ -46,6 +47,7 @@ from accelerate.utils import DistributedType, ProjectConfiguration, is_tensorboa
 from peft import PeftModel
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 from tqdm.auto import tqdm
+from transformers import HfArgumentParser
 from transformers.modeling_layers import GradientCheckpointingLayer
 
 from ..reliability import (
@@ -57,7 +59,7 @@ from ..reliability import (
     count_nonfinite,
     incomplete_sibling,
 )
-from .data import EpochShuffleSampler
+from .data import EpochShuffleSampler, check_crop_scale
 from .lora import LORA_TARGET_MODULES, add_lora, merged_copy
 from .objectives import RetrievalObjective
 from .schedules import SCHEDULES, build_scheduler
@@ -85,7 +87,10 @@ DEEPSPEED_CHECKPOINT_FILES = (
     "random_states_0.pkl",
 )
 DEEPSPEED_ZERO3_MODEL_STATES = "pytorch_model/zero_pp_rank_0_mp_rank_00_model_states.pt"
+RECIPE_FILE = "recipe.json"
+PAPER, AUTHORS, OURS = "paper", "authors' code", "ours"
 OPTIMIZERS = ("adamw", "lamb")
+MIXED_PRECISIONS = ("auto", "no", "fp16", "bf16")
 # Settings the restored optimizer, scheduler and sampler states depend on: a resumed run must keep them.
 RESUME_FIELDS = (
     "num_epochs",
@@ -95,7 +100,7 @@ RESUME_FIELDS = (
     "lr_schedule",
     "warmup_epochs",
     "warmup_start_lr",
-    "final_lr",
+    "lr_end",
     "optimizer",
     "weight_decay",
     "seed",
@@ -113,7 +118,23 @@ class TrainingConfig:
     """Flags shared by the example scripts (parsed with `transformers.HfArgumentParser`).
 
     The defaults are those of EK-100 fine-tuning; each script subclasses this to set its recipe's values.
+    `SOURCES` says where each default comes from ("paper", "authors' code", "ours"; see `resolve_recipe`).
     """
+
+    SOURCES: ClassVar[dict[str, str]] = {
+        "num_epochs": PAPER,
+        "batch_size": PAPER,
+        "learning_rate": PAPER,
+        "lr_schedule": AUTHORS,
+        "warmup_epochs": PAPER,
+        "warmup_start_lr": PAPER,
+        "lr_end": AUTHORS,
+        "optimizer": AUTHORS,
+        "weight_decay": AUTHORS,
+        "mixed_precision": AUTHORS,
+        "random_resized_crop": AUTHORS,
+        "crop_scale": AUTHORS,
+    }
 
     output_dir: str = field(metadata={"help": "Folder for checkpoints, saved models, logs and metrics."})
     num_epochs: int = field(default=100, metadata={"help": "Training epochs."})
@@ -124,7 +145,13 @@ class TrainingConfig:
     lr_schedule: str = field(default="cosine", metadata={"help": f"One of {SCHEDULES}."})
     warmup_epochs: float = field(default=1.0, metadata={"help": "Linear warm-up length in epochs (0: none)."})
     warmup_start_lr: float = field(default=1e-6, metadata={"help": "Learning rate at the first update."})
-    final_lr: float = field(default=1e-6, metadata={"help": "Learning rate at the end of the cosine decay."})
+    lr_end: float = field(
+        default=2e-6,
+        metadata={
+            "help": "Learning rate at the end of the cosine decay (the authors' EK-100 ViT-B script; their ViT-L "
+            "script uses 1e-6)."
+        },
+    )
     optimizer: str = field(default="adamw", metadata={"help": f"One of {OPTIMIZERS} (LAMB from timm)."})
     weight_decay: float = field(default=0.01, metadata={"help": "Decoupled weight decay."})
     max_grad_norm: float | None = field(default=None, metadata={"help": "Clip gradients to this norm."})
@@ -135,7 +162,12 @@ class TrainingConfig:
             "the first, naming its step."
         },
     )
-    mixed_precision: str = field(default="no", metadata={"help": "'no', 'fp16' or 'bf16'."})
+    mixed_precision: str = field(
+        default="auto",
+        metadata={
+            "help": "'auto' (bf16 on a GPU that supports it, else fp16 on a GPU; fp32 on CPU), 'no', 'fp16', 'bf16'."
+        },
+    )
     gradient_checkpointing: bool = field(
         default=False, metadata={"help": "Recompute activations in backward."}
     )
@@ -149,6 +181,20 @@ class TrainingConfig:
     )
     blocks_per_group: int = field(
         default=64, metadata={"help": "Blocks shuffled together (with --block_rows)."}
+    )
+    random_resized_crop: bool = field(
+        default=True,
+        metadata={
+            "help": "Train-time random-resized crop, one box per clip, no flip (the authors' augmentation); "
+            "--no_random_resized_crop trains on the evaluation transform (resize + centre crop)."
+        },
+    )
+    crop_scale: list[float] = field(
+        default_factory=lambda: [0.5, 1.0],
+        metadata={
+            "help": "Area fraction range LOW HIGH of the random-resized crop.",
+            "metavar": ("LOW", "HIGH"),
+        },
     )
     num_workers: int = field(default=2, metadata={"help": "DataLoader worker processes."})
     checkpointing_steps: int | None = field(default=None, metadata={"help": "save_state every N updates."})
@@ -189,8 +235,8 @@ class TrainingConfig:
             (self.lr_schedule in SCHEDULES, f"--lr_schedule must be one of {SCHEDULES}"),
             (self.optimizer in OPTIMIZERS, f"--optimizer must be one of {OPTIMIZERS}"),
             (
-                self.mixed_precision in ("no", "fp16", "bf16"),
-                "--mixed_precision must be 'no', 'fp16' or 'bf16'",
+                self.mixed_precision in MIXED_PRECISIONS,
+                f"--mixed_precision must be one of {MIXED_PRECISIONS}",
             ),
             (
                 self.report_to in ("auto", "tensorboard", "none"),
@@ -212,6 +258,80 @@ class TrainingConfig:
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
+        self.crop_scale = list(check_crop_scale(self.crop_scale))
+
+    @property
+    def train_crop_scale(self) -> tuple[float, float] | None:
+        """The crop scale the training collator uses, or None without random-resized crops."""
+        return tuple(self.crop_scale) if self.random_resized_crop else None
+
+
+class HelpFormatter(ArgumentDefaultsHelpFormatter):
+    """``--help`` with every flag's default appended, except where the help text already states it."""
+
+    def _get_help_string(self, action: Action) -> str | None:
+        if action.help and "default:" in action.help:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def parse_recipe_args(dataclass_types: tuple[type, ...], argv: list[str] | None = None) -> tuple[Any, ...]:
+    """Parse ``argv`` into the script's argument dataclasses with `HelpFormatter` (defaults shown in --help)."""
+    parser = HfArgumentParser(dataclass_types, formatter_class=HelpFormatter)
+    return parser.parse_args_into_dataclasses(argv)
+
+
+def _field_default(item: Field) -> Any:
+    if item.default is not MISSING:
+        return item.default
+    return item.default_factory() if item.default_factory is not MISSING else MISSING
+
+
+def resolve_recipe(*arguments: Any, **resolved: tuple[Any, str]) -> dict[str, dict[str, Any]]:
+    """Every setting of a run with where its value comes from: ``{name: {"value": ..., "source": ...}}``.
+
+    ``arguments`` are the parsed argument dataclasses; a field's source is its class's ``SOURCES`` entry
+    ("paper", "authors' code"; "ours" when absent) while it keeps its default, "set" when given another value (on
+    the command line or by the calling script) and "run" for required fields (paths). ``resolved`` adds values
+    decided at start as ``name=(value, source)`` (e.g. the mixed precision ``auto`` resolved to, the loss).
+    """
+    recipe: dict[str, dict[str, Any]] = {}
+    for args in arguments:
+        sources = getattr(args, "SOURCES", {})
+        for item in fields(args):
+            value, default = getattr(args, item.name), _field_default(item)
+            if default is MISSING:
+                source = "run"
+            elif value != default:
+                source = "set"
+            else:
+                source = sources.get(item.name, OURS)
+            recipe[item.name] = {"value": value, "source": source}
+    for name, (value, source) in resolved.items():
+        recipe[name] = {"value": value, "source": source}
+    return recipe
+
+
+def save_recipe(
+    accelerator: Accelerator, output_dir: str, *arguments: Any, **resolved: tuple[Any, str]
+) -> dict[str, dict[str, Any]]:
+    """`resolve_recipe` of the run (plus the precision and world size it resolved to), printed and written to
+    ``<output_dir>/recipe.json`` (temporary file, then rename) from the main process; returns the recipe."""
+    recipe = resolve_recipe(
+        *arguments,
+        mixed_precision_used=(accelerator.mixed_precision, "resolved"),
+        world_size=(accelerator.num_processes, "run"),
+        **resolved,
+    )
+    if accelerator.is_main_process:
+        width = max(map(len, recipe))
+        lines = [
+            f"  {name:<{width}}  {entry['value']!s:<24} [{entry['source']}]" for name, entry in recipe.items()
+        ]
+        print("recipe (value [source]):\n" + "\n".join(lines))
+        os.makedirs(output_dir, exist_ok=True)
+        atomic_write_json(os.path.join(output_dir, RECIPE_FILE), recipe, indent=1, default=str)
+    return recipe
 
 
 def check_metric_for_best(config: TrainingConfig, names: Collection[str]) -> None:
@@ -224,7 +344,8 @@ def check_metric_for_best(config: TrainingConfig, names: Collection[str]) -> Non
 
 
 def recipe_default(name: str, default: Any) -> Any:
-    """The `TrainingConfig` field ``name`` with a recipe's ``default``, keeping its ``--help`` text."""
+    """The `TrainingConfig` field ``name`` with a recipe's ``default``, keeping its ``--help`` text (the subclass
+    states the new default's source in its own ``SOURCES``)."""
     return field(default=default, metadata=TrainingConfig.__dataclass_fields__[name].metadata)
 
 
@@ -440,7 +561,7 @@ class Trainer:
             total_steps=self.updates_per_epoch * config.num_epochs,
             warmup_steps=round(config.warmup_epochs * self.updates_per_epoch),
             warmup_start_lr=config.warmup_start_lr,
-            final_lr=config.final_lr,
+            final_lr=config.lr_end,
         )
         self.scheduler = self.accelerator.prepare_scheduler(scheduler)
         schedule = {name: getattr(config, name) for name in RESUME_FIELDS}
@@ -522,7 +643,7 @@ class Trainer:
         optimizer_steps = max(
             (int(s["step"]) for s in self.optimizer.optimizer.state.values() if "step" in s), default=None
         )
-        if self.config.mixed_precision == "fp16":  # the loss scaler skips overflowing updates uncounted
+        if self.accelerator.mixed_precision == "fp16":  # the loss scaler skips overflowing updates uncounted
             optimizer_steps = None
         applied = saved.global_step - saved.num_nonfinite_steps
         if scheduler_steps != saved.global_step or optimizer_steps not in (None, applied):
@@ -644,7 +765,7 @@ class Trainer:
             else:
                 self._update_nonfinite = True
             if self.accelerator.sync_gradients and not self._update_nonfinite:
-                check_gradients = self.config.mixed_precision != "fp16"
+                check_gradients = self.accelerator.mixed_precision != "fp16"
                 if self.config.max_grad_norm or check_gradients:
                     norm = self.accelerator.clip_grad_norm_(
                         self.model.parameters(), self.config.max_grad_norm or float("inf")
@@ -871,6 +992,16 @@ def save_results(accelerator: Accelerator, output_dir: str, results: dict[str, A
         atomic_write_json(os.path.join(output_dir, "results.json"), results)
 
 
+def resolve_mixed_precision(setting: str) -> str:
+    """``"auto"``: ``"bf16"`` on a CUDA GPU that supports it, ``"fp16"`` on other GPUs, ``"no"`` (fp32) on CPU;
+    any other setting is returned as is."""
+    if setting != "auto":
+        return setting
+    if not torch.cuda.is_available():
+        return "no"
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+
+
 def build_accelerator(config: TrainingConfig) -> Accelerator:
     """Accelerator with the config's accumulation / precision, trackers, and scheduler stepped once per update.
 
@@ -880,7 +1011,7 @@ def build_accelerator(config: TrainingConfig) -> Accelerator:
         report_to = "tensorboard" if is_tensorboard_available() else "none"
     accelerator = Accelerator(
         gradient_accumulation_steps=config.gradient_accumulation_steps,
-        mixed_precision=config.mixed_precision,
+        mixed_precision=resolve_mixed_precision(config.mixed_precision),
         log_with=None if report_to == "none" else report_to,
         project_config=ProjectConfiguration(project_dir=config.output_dir, logging_dir=config.output_dir),
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=False),

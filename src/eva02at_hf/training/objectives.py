@@ -36,23 +36,37 @@ def world_size() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
+PAPER_MARGINS = {"sms": 0.6, "sms_hard": 0.3, "adaptive_mimm": 0.4, "mimm": 0.2}
+"""Each margin loss's gamma in the paper (Sec. V-A, Table V)."""
+DEFAULT_SMS_PRESET = "authors_code"
+"""The recipes' SMS edge: the authors' released loss, which produced the paper's EK-100 numbers."""
+
+
 def build_loss(
     name: str,
     margin: float | None = None,
     tau: float = 0.1,
-    threshold: float = 0.1,
+    sms_preset: str = DEFAULT_SMS_PRESET,
+    sms_lambda: float | None = None,
     temperature: float = 0.05,
 ) -> nn.Module:
-    """The criterion ``name`` of `LOSSES` with the paper's hyper-parameters; ``margin=None`` takes each
-    loss's paper value (SMS 0.6, SMS-hard 0.3, MI-MM 0.2, adaptive MI-MM 0.4, Table V)."""
+    """The criterion ``name`` of `LOSSES` with the paper's hyper-parameters.
+
+    ``margin=None`` takes the loss's `PAPER_MARGINS` value. SMS takes its edge lambda and relevancy storage from
+    `eva02at_hf.losses.SMS_PRESETS[sms_preset]` ("paper": lambda = epsilon = 0.1; "authors_code": lambda =
+    1.1 / 240 on uint8 x 240 relevancy); ``sms_lambda`` overrides the preset's lambda.
+    """
+    if name in PAPER_MARGINS and margin is None:
+        margin = PAPER_MARGINS[name]
     if name == "sms":
-        return SMSLoss(margin=0.6 if margin is None else margin, tau=tau, threshold=threshold)
+        overrides = {} if sms_lambda is None else {"lambda_": sms_lambda}
+        return SMSLoss.from_preset(sms_preset, margin=margin, tau=tau, **overrides)
     if name == "sms_hard":
-        return SMSHardLoss(margin=0.3 if margin is None else margin, tau=tau)
+        return SMSHardLoss(margin=margin, tau=tau)
     if name == "adaptive_mimm":
-        return AdaptiveMIMMLoss(margin=0.4 if margin is None else margin)
+        return AdaptiveMIMMLoss(margin=margin)
     if name == "mimm":
-        return MIMMLoss(margin=0.2 if margin is None else margin)
+        return MIMMLoss(margin=margin)
     if name == "infonce":
         return InfoNCELoss(temperature=temperature)
     if name == "egonce":

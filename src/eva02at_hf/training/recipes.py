@@ -48,14 +48,18 @@ def build_ek100_trainer(
     evaluate: Callable[[torch.nn.Module, Accelerator], dict[str, float]] | None = None,
     accelerator: Accelerator | None = None,
 ) -> Trainer:
-    """A `Trainer` for EK-100 MIR: each clip's text is hard-mined among sentences with c_ij >= ``epsilon``,
-    frames are sampled one per segment at random, and ``criterion`` sees the global batch with its rebuilt
+    """A `Trainer` for EK-100 MIR: each clip's text is hard-mined among sentences with c_ij > ``epsilon``,
+    frames are sampled one per segment at random, clips get the config's random-resized crop, and ``criterion`` sees the global batch with its rebuilt
     B x B relevancy."""
     dataset = ClipTextDataset(
         train.clips, train.sentences, HardMiningSampler(train.relevancy, epsilon), seed=config.seed
     )
     collator = TrainingCollator(
-        processor, num_frames, sampling="segment_random", keep_columns=("clip_index", "sentence_index")
+        processor,
+        num_frames,
+        sampling="segment_random",
+        crop_scale=config.train_crop_scale,
+        keep_columns=("clip_index", "sentence_index"),
     )
     objective = RetrievalObjective(criterion, train.relevancy)
     return Trainer(config, model, processor, dataset, collator, objective, evaluate, accelerator=accelerator)
