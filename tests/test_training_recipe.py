@@ -150,6 +150,13 @@ def test_temporal_embedding_init_options() -> None:
     )
     embedding = EVA02ATForVideoTextRetrieval(config).vision_model.embeddings.temporal_embedding
     assert 0.015 < embedding.std().item() < 0.025 and embedding.abs().max() <= 2.0
+    rope_only = {"temporal_embedding_init": "trunc_normal", "temporal_position_encoding": "rope"}
+    assert (
+        EVA02ATForVideoTextRetrieval(
+            EVA02ATConfig.from_preset("eva02at-tiny", vision_config=rope_only)
+        ).vision_model.embeddings.temporal_embedding
+        is None
+    )  # no P_t to initialise
     with pytest.raises(StrictDataclassClassValidationError, match="temporal_embedding_init"):
         EVA02ATConfig.from_preset("eva02at-tiny", vision_config={"temporal_embedding_init": "normal"})
 

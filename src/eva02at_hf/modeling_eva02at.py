@@ -385,10 +385,9 @@ class EVA02ATPreTrainedModel(PreTrainedModel):
         elif isinstance(module, EVA02ATVisionEmbeddings):
             init.trunc_normal_(module.class_embedding, std=std)
             init.trunc_normal_(module.position_embedding, std=std)
-            if (
-                module.temporal_embedding is not None
-                and vision_config.temporal_embedding_init == "trunc_normal"
-            ):
+            # the ViT baseline keeps AVION's zero P_t (its config has no temporal_embedding_init)
+            temporal_init = getattr(vision_config, "temporal_embedding_init", "zeros")
+            if module.temporal_embedding is not None and temporal_init == "trunc_normal":
                 init.trunc_normal_(module.temporal_embedding, std=std)
             elif module.temporal_embedding is not None:
                 init.zeros_(module.temporal_embedding)
