@@ -27,12 +27,12 @@ SHARDS = {"video": 4, "text": 3}  # 8 videos (one undecodable) and 5 texts, 2 pe
 RANK_1_DIES = """
 import os, sys
 from eva02at_hf import cli, features
-write = features._atomic_write_text
+write = features.atomic_write_text
 def write_then_die(path, text):
     write(path, text)
     if path.name == features.rank_record_name(1):
         os._exit(17)
-features._atomic_write_text = write_then_die
+features.atomic_write_text = write_then_die
 sys.exit(cli.main())
 """
 
@@ -149,7 +149,7 @@ def test_a_rank_that_dies_is_completed_by_a_rerun(workspace: Path, reference: Pa
     (tmp_path / "rank_1_dies.py").write_text(RANK_1_DIES)
     out = tmp_path / "features"
     died = _launch(_torchrun(str(tmp_path / "rank_1_dies.py")), _arguments(workspace, out), tmp_path)
-    assert died.returncode != 0 and "exitcode  : 17" in died.stderr
+    assert died.returncode != 0 and "exitcode  : 17" in died.stderr, died.stderr[:3000]
     assert not (out / "videos.parquet").exists()  # the run did not finish
     # Rank 1 was dealt video shards 1 and 3 (round-robin over 0..3) and recorded the first before dying.
     record = json.loads((out / rank_record_name(1)).read_text())
