@@ -105,7 +105,7 @@ def test_extracted_paths_are_absolute_and_survive_a_change_of_cwd(
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ("file,start\na.mp4,1\n", "'path' column"),
+        ("file,start\na.mp4,1\n", "missing column\\(s\\) \\['path'\\]"),
         ("path,start\na.mp4,soon\n", "column 'start' must be a number"),
         ("path,id\na.mp4,x\nb.mp4,x\n", "duplicate video ids"),
         (

@@ -64,7 +64,7 @@ def as_dict(result: list[dict]) -> dict[str, float]:
 
 def test_zero_shot_scores_paths_windows_and_decoded_clips_in_batches(model_dir: Path, reference) -> None:
     path = str(model_dir / "colours.mp4")
-    decoded = np.random.default_rng(0).integers(0, 256, (6, 40, 48, 3), dtype=np.uint8)
+    decoded = np.random.default_rng(0).integers(0, 256, (10, 40, 48, 3), dtype=np.uint8)
     classifier = pipeline("zero-shot-video-classification", model=str(model_dir), device="cpu")
     inputs = [path, {"video": path, "start_time": 0.0, "end_time": 0.9}, decoded]
     results = classifier(inputs, candidate_labels=LABELS, batch_size=2)
@@ -111,7 +111,7 @@ def test_zero_shot_template_top_k_and_call_window(model_dir: Path, reference) ->
 def test_retrieval_ranks_by_cosine_in_both_directions(model_dir: Path, reference) -> None:
     path = str(model_dir / "colours.mp4")
     window = {"video": path, "start_time": 1.0, "end_time": 2.0}
-    decoded = np.random.default_rng(1).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
+    decoded = np.random.default_rng(1).integers(0, 256, (9, 32, 32, 3), dtype=np.uint8)
     texts = ["open the fridge", "a blue screen", "a red square", "wash the pan"]
     retriever = pipeline("video-text-retrieval", model=str(model_dir), device="cpu")
     text_to_video = retriever([path, window, decoded], texts=texts, batch_size=3)
@@ -227,3 +227,5 @@ def test_bad_inputs_get_clear_errors(model_dir: Path, tmp_path: Path) -> None:
         retriever([missing], texts=LABELS, direction="sideways")
     with pytest.raises(ValueError, match="4D decoded clip"):
         classifier(np.zeros((32, 32, 3), dtype=np.uint8), candidate_labels=LABELS)
+    with pytest.raises(ValueError, match="num_frames=8 frames from a video of total_num_frames=3"):
+        classifier(np.zeros((3, 32, 32, 3), dtype=np.uint8), candidate_labels=LABELS)

@@ -13,7 +13,8 @@ installed. This module imports nothing from the package: it is copied into saved
 Videos are file paths, `{"video": path, "start_time": s, "end_time": e}` windows (seconds), or decoded clips
 (numpy `(T, H, W, C)`, torch `(T, C, H, W)`, a list of frames, or a 5D batch of equal-length clips); the
 processor samples `num_frames` frames from each (one per equal segment of the window) and applies the eval
-transform.
+transform. A file window shorter than `num_frames` frames repeats frames; a decoded clip must hold at least
+`num_frames` frames (transformers' video-processor contract), else the call raises naming both counts.
 """
 
 from __future__ import annotations
