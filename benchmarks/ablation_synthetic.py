@@ -36,9 +36,9 @@ from eva02at_hf.data import synthetic
 from eva02at_hf.training import (
     EK100Split,
     HelpFormatter,
-    TrainingConfig,
+    TrainingLoopConfig,
     build_accelerator,
-    build_ek100_trainer,
+    build_ek100_loop,
     build_loss,
     ek100_evaluator,
     load_model_and_processor,
@@ -102,7 +102,7 @@ def train_and_evaluate(
     args: argparse.Namespace, row: Row, seed: int, train: EK100Split, test: EK100Split, accelerator
 ) -> dict[int, dict[str, float]]:
     """Train ``row`` at ``args.num_frames`` frames; EK-100 MIR metrics at every ``args.eval_frames`` count."""
-    config = TrainingConfig(
+    config = TrainingLoopConfig(
         output_dir=os.path.join(args.output_dir, args.study, f"{row.label}-{seed}".replace(" ", "_")),
         num_epochs=args.num_epochs,
         batch_size=32,
@@ -116,7 +116,7 @@ def train_and_evaluate(
     )
     model, processor = load_model_and_processor(None, row.preset, num_frames=args.num_frames, **row.model)
     criterion = build_loss(row.loss, sms_preset=row.sms_preset)
-    trainer = build_ek100_trainer(
+    trainer = build_ek100_loop(
         config, model, processor, train, criterion, args.num_frames, 0.1, None, accelerator
     )
     trainer.train()
@@ -218,7 +218,7 @@ def main() -> None:
     videos = os.path.join(data_dir, "videos")
     train = EK100Split(data_dir, videos, "train", cache, datasets_cache_dir=cache)
     test = EK100Split(data_dir, videos, "test", cache, datasets_cache_dir=cache)
-    accelerator = build_accelerator(TrainingConfig(output_dir=args.output_dir, report_to="none"))
+    accelerator = build_accelerator(TrainingLoopConfig(output_dir=args.output_dir, report_to="none"))
     started = time.perf_counter()
     results: dict[str, list[dict[int, dict[str, float]]]] = {}
     for row in study.rows:  # each finished row is saved, so an interrupted study keeps what it measured

@@ -2,7 +2,7 @@
 recipe's clip length, and one measured training step (peak memory above the resting weights, seconds per step).
 
 Estimate (float32 weights, AdamW): weights 4 B x all parameters + gradients 4 B and AdamW's two moments 8 B x
-trainable parameters + the video tower's activations (`eva02at_hf.memory.estimate_activation_memory`, SDPA),
+trainable parameters + the video tower's activations (`eva02at_hf.utils.memory.estimate_activation_memory`, SDPA),
 to which LoRA adds the rank-r outputs of every video-tower adapter (lora_B's saved input). The adapters' input
 is the frozen layer's input, which full fine-tuning keeps for the weight gradient too, so the rest is unchanged.
 The text tower's activations (77 tokens per caption) are left out of the estimate. Parameters are counted on a
@@ -24,8 +24,8 @@ import torch
 from _common import MIB, add_common_args, peak_memory, print_table, setup, time_interleaved
 
 from eva02at_hf import EVA02ATConfig, EVA02ATForVideoTextRetrieval
-from eva02at_hf.memory import estimate_activation_memory
 from eva02at_hf.training import LORA_TARGET_MODULES, add_lora
+from eva02at_hf.utils.memory import estimate_activation_memory
 
 ADAMW_STATE_BYTES = 8  # two float32 moments per trainable parameter
 VISION_LINEARS = ("q_proj", "k_proj", "v_proj", "out_proj", "gate_proj", "up_proj", "down_proj")

@@ -59,7 +59,7 @@ def naive_relevancy(verbs: list, nouns: list, other_verbs: list, other_nouns: li
 
 
 def _run_case(case: str, num_clips: int, num_sentences: int, naive_rows: int, queue: mp.Queue) -> None:
-    from eva02at_hf.relevancy import HardMiningSampler, pos_iou_relevancy
+    from eva02at_hf.objectives.relevancy import HardMiningSampler, pos_iou_relevancy
 
     clip_verbs, clip_nouns, sentence_verbs, sentence_nouns = synthetic_tables(num_clips, num_sentences)
     rss_start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -1,6 +1,6 @@
 """One training step of the vision tower (forward + backward + AdamW), with and without activation
 checkpointing: steps/s, peak memory above the resting state (weights + optimizer state), and the activation
-estimate of `eva02at_hf.memory.estimate_activation_memory` next to the measurement.
+estimate of `eva02at_hf.utils.memory.estimate_activation_memory` next to the measurement.
 
 The loss is the mean square of the pooled CLS features (the step's cost is the tower's, whatever the loss).
 Cases run interleaved in one process; peak memory is measured on a separate step per case.
@@ -28,7 +28,7 @@ from _common import (
     vision_config,
 )
 
-from eva02at_hf.memory import estimate_activation_memory
+from eva02at_hf.utils.memory import estimate_activation_memory
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ import timm
 import torch
 from _common import add_common_args, precision, print_table, setup, time_interleaved
 
-from eva02at_hf.conversion import convert_checkpoint
+from eva02at_hf.apps.conversion import convert_checkpoint
 
 
 def main() -> None:

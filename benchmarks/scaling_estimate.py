@@ -5,7 +5,7 @@ Derived, not measured on GPUs (none has been lent to this project; RESULTS.md se
 * FLOPs per clip, counted now by `FlopCounterMode` on meta-device models (vision tower as in `bench_vision_forward`,
   plus the text tower on 77 tokens); a training step costs 3 forwards (forward + backward), 4 with activation
   checkpointing (one more forward).
-* Activation memory per clip from `eva02at_hf.memory.estimate_activation_memory` (float32, SDPA), times the
+* Activation memory per clip from `eva02at_hf.utils.memory.estimate_activation_memory` (float32, SDPA), times the
   0.7 that bf16 autocast holds of it (docs/performance.md); model states at 16 bytes per parameter (float32
   weights and gradients, two AdamW moments), replicated (DDP), partly sharded (ZeRO-2) or sharded (ZeRO-3 / FSDP).
 * Clip decoding: `read_clip` decoded 22.59 clips/s of 16 frames (RESULTS.md section 0; 568 x 320 H.264, one
@@ -30,7 +30,7 @@ from _common import forward_flops, print_table
 from torch.utils.flop_counter import FlopCounterMode
 
 from eva02at_hf import EVA02ATConfig, EVA02ATForVideoTextRetrieval
-from eva02at_hf.memory import estimate_activation_memory
+from eva02at_hf.utils.memory import estimate_activation_memory
 
 GB = 1e9
 

@@ -11,7 +11,7 @@ it), `AutoProcessor.from_pretrained(output_dir)`. Same as `eva02at convert`; see
 
 import sys
 
-from eva02at_hf.cli import main
+from eva02at_hf.apps.cli import main
 
 if __name__ == "__main__":
     raise SystemExit(main(["convert", *sys.argv[1:]]))

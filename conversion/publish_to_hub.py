@@ -10,7 +10,7 @@ Add `--dry_run` to list the files without uploading. Same as `eva02at publish ..
 
 import sys
 
-from eva02at_hf.cli import main
+from eva02at_hf.apps.cli import main
 
 if __name__ == "__main__":
     raise SystemExit(main(["publish", *sys.argv[1:]]))

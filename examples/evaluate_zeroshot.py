@@ -15,10 +15,9 @@ import os
 from dataclasses import dataclass, field
 
 from eva02at_hf.data import charades_ego_class_names, load_charades_ego, load_egomcq
-from eva02at_hf.reliability import atomic_write_json
 from eva02at_hf.training import (
     EK100Split,
-    TrainingConfig,
+    TrainingLoopConfig,
     build_accelerator,
     ek100_evaluator,
     evaluate_charades_ego,
@@ -27,6 +26,7 @@ from eva02at_hf.training import (
     parse_recipe_args,
     recipe_default,
 )
+from eva02at_hf.utils.reliability import atomic_write_json
 
 
 @dataclass
@@ -65,7 +65,7 @@ class ZeroShotArguments:
 
 def main(argv: list[str] | None = None) -> dict:
     (args,) = parse_recipe_args((ZeroShotArguments,), argv)
-    config = TrainingConfig(
+    config = TrainingLoopConfig(
         output_dir=args.output_dir, mixed_precision=args.mixed_precision, report_to="none"
     )
     accelerator = build_accelerator(config)

@@ -13,16 +13,16 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import ClassVar
 
+from eva02at_hf.apps.hub import BENCHMARKS
 from eva02at_hf.data import charades_ego_class_names, load_charades_ego
-from eva02at_hf.hub import BENCHMARKS
 from eva02at_hf.training import (
     OURS,
     PAPER,
     ClipTextDataset,
     RetrievalObjective,
-    Trainer,
     TrainingCollator,
-    TrainingConfig,
+    TrainingLoop,
+    TrainingLoopConfig,
     build_accelerator,
     build_loss,
     check_metric_for_best,
@@ -37,9 +37,9 @@ from eva02at_hf.training import (
 
 
 @dataclass
-class CharadesConfig(TrainingConfig):
+class CharadesConfig(TrainingLoopConfig):
     SOURCES: ClassVar[dict[str, str]] = {
-        **TrainingConfig.SOURCES,
+        **TrainingLoopConfig.SOURCES,
         "num_epochs": PAPER,
         "learning_rate": PAPER,
         "optimizer": PAPER,
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     relevancy = class_incidence(train["class_ids"], len(class_names))
     objective = RetrievalObjective(build_loss("sms_hard", script.margin, script.tau), relevancy)
-    trainer = Trainer(
+    trainer = TrainingLoop(
         config, model, processor, dataset, collator, objective, evaluate, accelerator=accelerator
     )
     results = trainer.train({"args": asdict(script)})

@@ -18,8 +18,8 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import ClassVar
 
-from eva02at_hf.hub import BENCHMARKS
-from eva02at_hf.losses import SMS_PRESETS
+from eva02at_hf.apps.hub import BENCHMARKS
+from eva02at_hf.objectives.losses import SMS_PRESETS
 from eva02at_hf.training import (
     AUTHORS,
     DEFAULT_SMS_PRESET,
@@ -27,9 +27,9 @@ from eva02at_hf.training import (
     PAPER_MARGINS,
     SOFT_LABEL_LOSSES,
     EK100Split,
-    TrainingConfig,
+    TrainingLoopConfig,
     build_accelerator,
-    build_ek100_trainer,
+    build_ek100_loop,
     build_loss,
     check_metric_for_best,
     ek100_evaluator,
@@ -95,7 +95,7 @@ class EK100Arguments:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    script, config = parse_recipe_args((EK100Arguments, TrainingConfig), argv)
+    script, config = parse_recipe_args((EK100Arguments, TrainingLoopConfig), argv)
     check_metric_for_best(config, BENCHMARKS["ek100_mir"].metrics)
     accelerator = build_accelerator(config)
     criterion = build_loss(
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> dict:
     results = {"args": asdict(script)}
     if script.zero_shot:
         results["zero_shot"] = evaluate(model, accelerator)
-    trainer = build_ek100_trainer(
+    trainer = build_ek100_loop(
         config, model, processor, train, criterion, script.num_frames, script.epsilon, evaluate, accelerator
     )
     results = trainer.train(results)

@@ -16,16 +16,16 @@ from typing import ClassVar
 
 import numpy as np
 
+from eva02at_hf.apps.hub import BENCHMARKS
 from eva02at_hf.data import load_egoclip, load_egomcq
-from eva02at_hf.hub import BENCHMARKS
 from eva02at_hf.training import (
     PAPER,
     ClipTextDataset,
     EgoClipStream,
     RetrievalObjective,
-    Trainer,
     TrainingCollator,
-    TrainingConfig,
+    TrainingLoop,
+    TrainingLoopConfig,
     build_accelerator,
     build_loss,
     check_metric_for_best,
@@ -39,9 +39,9 @@ from eva02at_hf.training import (
 
 
 @dataclass
-class PretrainConfig(TrainingConfig):
+class PretrainConfig(TrainingLoopConfig):
     SOURCES: ClassVar[dict[str, str]] = {
-        **TrainingConfig.SOURCES,
+        **TrainingLoopConfig.SOURCES,
         "num_epochs": PAPER,
         "batch_size": PAPER,
         "learning_rate": PAPER,
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> dict:
         keep_columns=("clip_index",),
     )
     objective = RetrievalObjective(build_loss("infonce", temperature=script.temperature))
-    trainer = Trainer(
+    trainer = TrainingLoop(
         config, model, processor, dataset, collator, objective, evaluate, accelerator=accelerator
     )
     results = trainer.train({"args": asdict(script)})

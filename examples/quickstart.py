@@ -20,15 +20,14 @@ from transformers import AutoModel, AutoProcessor
 
 import eva02at_hf  # noqa: F401  (registers EVA02-AT with the Auto classes)
 from eva02at_hf.data import synthetic
-from eva02at_hf.losses import SMS_PRESETS
-from eva02at_hf.reliability import atomic_write_json
+from eva02at_hf.objectives.losses import SMS_PRESETS
 from eva02at_hf.training import (
     DEFAULT_SMS_PRESET,
     EK100Split,
     HelpFormatter,
-    TrainingConfig,
+    TrainingLoopConfig,
     build_accelerator,
-    build_ek100_trainer,
+    build_ek100_loop,
     build_loss,
     ek100_evaluator,
     embed_clips,
@@ -36,6 +35,7 @@ from eva02at_hf.training import (
     load_model_and_processor,
     save_recipe,
 )
+from eva02at_hf.utils.reliability import atomic_write_json
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> dict:
     test = EK100Split(data_dir, video_root, "test", cache, datasets_cache_dir=cache)
 
     model, processor = load_model_and_processor(args.model, "eva02at-tiny", num_frames=args.num_frames)
-    config = TrainingConfig(
+    config = TrainingLoopConfig(
         output_dir=args.output_dir,
         num_epochs=args.num_epochs,
         batch_size=args.batch_size,
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> dict:
     zero_shot = evaluate(model, accelerator)
     print(f"[2/5] zero-shot:  mAP avg {zero_shot['mAP_avg']:.1f}  nDCG avg {zero_shot['nDCG_avg']:.1f}")
 
-    trainer = build_ek100_trainer(
+    trainer = build_ek100_loop(
         config, model, processor, train, criterion, args.num_frames, 0.1, evaluate, accelerator
     )
     fine_tuned = trainer.train()["final"]

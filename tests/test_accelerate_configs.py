@@ -20,7 +20,7 @@ from eva02at_hf.training.loop import (
     DEEPSPEED_CHECKPOINT_FILES,
     DEEPSPEED_ZERO3_MODEL_STATES,
     STATE_FILE,
-    TrainerState,
+    TrainingLoopState,
     check_deepspeed,
     checkpoint_files,
     checkpoint_problem,
@@ -132,7 +132,7 @@ def test_a_deepspeed_checkpoint_is_recognised_complete(zero3: bool, tmp_path: Pa
     for name in (*files, "latest"):
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_bytes(b"x")
-    (folder / STATE_FILE).write_text(json.dumps(asdict(TrainerState(global_step=6))))
+    (folder / STATE_FILE).write_text(json.dumps(asdict(TrainingLoopState(global_step=6))))
     assert checkpoint_files(str(folder)) == files
     assert checkpoint_problem(str(folder)) is None
     assert latest_checkpoint(str(tmp_path)) == str(folder)

@@ -14,10 +14,10 @@ from safetensors.torch import save_file
 from transformers import AutoModel
 
 from eva02at_hf import EVA02ATConfig, EVA02ATForVideoTextRetrieval
-from eva02at_hf.cli import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, main
+from eva02at_hf.apps.cli import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, main
+from eva02at_hf.apps.hub import load_results
+from eva02at_hf.apps.search import faiss_available
 from eva02at_hf.data import synthetic
-from eva02at_hf.hub import load_results
-from eva02at_hf.search import faiss_available
 from eva02at_hf.training.models import processor_for
 
 SUBCOMMANDS = {
@@ -134,7 +134,7 @@ def test_extract_lists_bad_files_and_resumes_without_recomputing(
 def test_text_to_video_search_ranks_by_cosine_and_renders_sheet(
     workspace: Path, features: Path, tmp_path: Path
 ) -> None:
-    from eva02at_hf.features import load_features
+    from eva02at_hf.apps.features import load_features
 
     query = "grow the blue circle"
     argv = ["search", "--features", str(features), "--query", query, "--top_k", "3"]
@@ -207,7 +207,7 @@ def test_search_with_another_model_than_extract_is_refused(features: Path, tmp_p
 
 
 def test_video_to_text_search_by_extracted_id(features: Path, tmp_path: Path) -> None:
-    from eva02at_hf.features import load_features
+    from eva02at_hf.apps.features import load_features
 
     videos, texts = load_features(features, "video"), load_features(features, "text")
     out = tmp_path / "v2t.json"
@@ -351,7 +351,7 @@ def test_publish_dry_run_lists_the_upload(workspace: Path, tmp_path: Path, capsy
 
 def test_runnable_as_module() -> None:
     completed = subprocess.run(
-        [sys.executable, "-m", "eva02at_hf.cli", "search", "--features", "/nonexistent", "--query", "x"],
+        [sys.executable, "-m", "eva02at_hf.apps.cli", "search", "--features", "/nonexistent", "--query", "x"],
         capture_output=True,
         text=True,
     )

@@ -5,7 +5,12 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from eva02at_hf.conversion import ConversionError, convert_checkpoint, convert_state_dict, load_checkpoint
+from eva02at_hf.apps.conversion import (
+    ConversionError,
+    convert_checkpoint,
+    convert_state_dict,
+    load_checkpoint,
+)
 
 
 @pytest.fixture(scope="module")

@@ -27,8 +27,8 @@ from torch import nn
 from transformers import AutoModel
 
 from eva02at_hf import EVA02ATConfig, EVA02ATForVideoTextRetrieval, EVA02ATVisionModel
-from eva02at_hf.cli import EXIT_OK, EXIT_USAGE, main
-from eva02at_hf.conversion import (
+from eva02at_hf.apps.cli import EXIT_OK, EXIT_USAGE, main
+from eva02at_hf.apps.conversion import (
     ConversionError,
     convert_checkpoint,
     convert_state_dict,

@@ -20,13 +20,13 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from eva02at_hf import EVA02ATConfig, EVA02ATForVideoTextRetrieval
-from eva02at_hf.cli import EXIT_PARTIAL, EXIT_USAGE, main
+from eva02at_hf.apps.cli import EXIT_PARTIAL, EXIT_USAGE, main
+from eva02at_hf.apps.features import load_features
 from eva02at_hf.data import synthetic
-from eva02at_hf.features import load_features
 from eva02at_hf.training.models import processor_for
 
 gr = pytest.importorskip("gradio", reason="the demo needs gradio (pip install -e '.[dev]')")
-from eva02at_hf.demo import (  # noqa: E402
+from eva02at_hf.apps.demo import (  # noqa: E402
     DemoSetupError,
     FeatureSearch,
     VideoHit,
@@ -123,7 +123,7 @@ def test_unsearchable_folders_say_why(workspace: Path, tmp_path: Path, caplog) -
     save_file({k: v for k, v in weights.items() if "text_projection" not in k}, broken / "model.safetensors")
     with pytest.raises(DemoSetupError, match="query model cannot be loaded.*text_projection"):
         FeatureSearch(workspace / "features", model=str(broken))
-    with caplog.at_level(logging.WARNING, logger="eva02at_hf.demo"):
+    with caplog.at_level(logging.WARNING, logger="eva02at_hf.apps.demo"):
         assert isinstance(build_demo(tmp_path / "nowhere"), gr.Blocks)  # the page explaining why
     assert "cannot search" in caplog.text and "is not a folder" in caplog.text
     if not torch.cuda.is_available():
@@ -165,9 +165,9 @@ def _wait_for(driver, selector: str, timeout: float = 30.0) -> list:
 
 @pytest.fixture
 def demo_server(workspace: Path):
-    """`python -m eva02at_hf.cli demo --features DIR` in a subprocess: yields its URL, then stops it with Ctrl-C."""
+    """`python -m eva02at_hf.apps.cli demo --features DIR` in a subprocess: yields its URL, then stops it with Ctrl-C."""
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
-    argv = [sys.executable, "-m", "eva02at_hf.cli", "demo", "--features", str(workspace / "features")]
+    argv = [sys.executable, "-m", "eva02at_hf.apps.cli", "demo", "--features", str(workspace / "features")]
     process = subprocess.Popen(
         [*argv, "--top_k", str(TOP_K)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
     )

@@ -17,9 +17,9 @@ from accelerate.utils import set_seed
 from peft import PeftModel
 from transformers import AutoModel, AutoProcessor
 
-from eva02at_hf.cli import EXIT_OK, main
+from eva02at_hf.apps.cli import EXIT_OK, main
+from eva02at_hf.apps.hub import load_results
 from eva02at_hf.data import charades_ego_class_names, load_charades_ego, load_egoclip, load_egomcq, synthetic
-from eva02at_hf.hub import load_results
 from eva02at_hf.training import LORA_TARGET_MODULES, load_model_and_processor
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

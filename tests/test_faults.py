@@ -22,19 +22,19 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from eva02at_hf.cli import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, main
+from eva02at_hf.apps.cli import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, main
+from eva02at_hf.apps.features import FeatureExtractor
 from eva02at_hf.data import BadRowError, synthetic
-from eva02at_hf.features import FeatureExtractor
-from eva02at_hf.reliability import NonFiniteError, atomic_export
 from eva02at_hf.training import (
     EK100Split,
-    Trainer,
-    TrainingConfig,
-    build_ek100_trainer,
+    TrainingLoop,
+    TrainingLoopConfig,
+    build_ek100_loop,
     build_loss,
     load_model_and_processor,
 )
 from eva02at_hf.training.loop import checkpoint_steps, latest_checkpoint
+from eva02at_hf.utils.reliability import NonFiniteError, atomic_export
 from eva02at_hf.video_io import VideoDecodeError, read_clip
 
 # ------------------------------------------------------------------------------------------------- the table
@@ -95,7 +95,7 @@ def _base_run(shared: dict) -> Path:
 
 def _trainer(
     train: EK100Split, output_dir: Path, objective_fault: Callable | None = None, **overrides
-) -> Trainer:
+) -> TrainingLoop:
     torch.manual_seed(0)
     model, processor = load_model_and_processor(None, num_frames=2)
     settings = {
@@ -107,8 +107,8 @@ def _trainer(
         "report_to": "none",
         "save_total_limit": 2,
     }
-    config = TrainingConfig(output_dir=str(output_dir), **{**settings, **overrides})
-    trainer = build_ek100_trainer(config, model, processor, train, build_loss("sms"), num_frames=2)
+    config = TrainingLoopConfig(output_dir=str(output_dir), **{**settings, **overrides})
+    trainer = build_ek100_loop(config, model, processor, train, build_loss("sms"), num_frames=2)
     if objective_fault is not None:
         trainer.objective = objective_fault(trainer.objective)
     return trainer
@@ -889,7 +889,7 @@ def _pickle_file(payload: bytes) -> Callable[[Path, dict], dict]:
 
 
 def _load_pickle(ctx: dict) -> Any:
-    from eva02at_hf.safe_pickle import NUMPY_ARRAY_GLOBALS, restricted_pickle_load
+    from eva02at_hf.utils.safe_pickle import NUMPY_ARRAY_GLOBALS, restricted_pickle_load
 
     return restricted_pickle_load(ctx["pickle"], NUMPY_ARRAY_GLOBALS, "numpy arrays")
 

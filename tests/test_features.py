@@ -11,10 +11,9 @@ import torch.nn.functional as F
 from PIL import Image
 
 from eva02at_hf import EVA02ATConfig, EVA02ATForVideoTextRetrieval
-from eva02at_hf import features as features_module
-from eva02at_hf.contact_sheet import Hit, SheetLayout, render_contact_sheet
-from eva02at_hf.data import synthetic
-from eva02at_hf.features import (
+from eva02at_hf.apps import features as features_module
+from eva02at_hf.apps.contact_sheet import Hit, SheetLayout, render_contact_sheet
+from eva02at_hf.apps.features import (
     FeatureExtractor,
     FingerprintMismatchError,
     VideoItem,
@@ -22,7 +21,8 @@ from eva02at_hf.features import (
     read_text_list,
     read_video_list,
 )
-from eva02at_hf.search import FaissIndex, faiss_available, search, topk_exact
+from eva02at_hf.apps.search import FaissIndex, faiss_available, search, topk_exact
+from eva02at_hf.data import synthetic
 from eva02at_hf.training.models import processor_for
 from eva02at_hf.video_io import read_clip
 

@@ -15,9 +15,9 @@ import torch
 from safetensors.torch import load_file
 
 from eva02at_hf import EVA02ATConfig, EVA02ATForVideoTextRetrieval
-from eva02at_hf.cli import EXIT_OK, EXIT_PARTIAL, main
+from eva02at_hf.apps.cli import EXIT_OK, EXIT_PARTIAL, main
+from eva02at_hf.apps.features import load_features, rank_record_name
 from eva02at_hf.data import synthetic
-from eva02at_hf.features import load_features, rank_record_name
 from eva02at_hf.training.models import processor_for
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,7 +26,7 @@ SHARDS = {"video": 4, "text": 3}  # 8 videos (one undecodable) and 5 texts, 2 pe
 # Rank 1 records its first shard, then dies without a word (as on a lost node); torchrun then stops rank 0.
 RANK_1_DIES = """
 import os, sys
-from eva02at_hf import cli, features
+from eva02at_hf.apps import cli, features
 write = features.atomic_write_text
 def write_then_die(path, text):
     write(path, text)
@@ -100,7 +100,7 @@ def _accelerate_launch() -> list[str]:
         "accelerate.commands.launch",
         "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
         "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(port),
-        "-m", "eva02at_hf.cli",
+        "-m", "eva02at_hf.apps.cli",
     ]  # fmt: skip
 
 
@@ -129,7 +129,9 @@ def test_two_processes_make_the_folder_of_one(
     workspace: Path, reference: Path, tmp_path: Path, capsys
 ) -> None:
     """videos.parquet lists broken.mp4 last (sorted names): row 7, in the last video shard."""
-    launched = _launch(_torchrun("-m", "eva02at_hf.cli"), _arguments(workspace, tmp_path / "two"), tmp_path)
+    launched = _launch(
+        _torchrun("-m", "eva02at_hf.apps.cli"), _arguments(workspace, tmp_path / "two"), tmp_path
+    )
     assert "exitcode  : 3" in launched.stderr  # partial success on both ranks (broken.mp4)
     assert "embedded 7/8 videos and 5 texts" in launched.stdout
     assert launched.stdout.count("embedded") == 1  # rank 0 reports for the run

@@ -13,7 +13,7 @@ from huggingface_hub import HfApi, ModelCard, ModelCardData
 from huggingface_hub.repocard_data import model_index_to_eval_results
 
 from eva02at_hf import EVA02ATConfig, EVA02ATForVideoTextRetrieval
-from eva02at_hf.hub import check_results, load_results, parameter_counts, publish, render_model_card
+from eva02at_hf.apps.hub import check_results, load_results, parameter_counts, publish, render_model_card
 from eva02at_hf.training.models import processor_for
 
 CARDS = Path(__file__).resolve().parents[1] / "model_cards"
@@ -116,7 +116,7 @@ def test_check_results_names_the_bad_entry(results: dict, message: str) -> None:
 
 def test_unmeasured_metrics_are_left_out_of_the_card(tmp_path: Path) -> None:
     # An EgoMCQ evaluation where no intra-video question could be scored: the CLI writes NaN as null.
-    from eva02at_hf.cli import _write_json
+    from eva02at_hf.apps.cli import _write_json
 
     path = tmp_path / "mcq.json"
     metrics = {"inter_video_accuracy": 91.25, "intra_video_accuracy": float("nan")}

@@ -12,7 +12,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 
-from eva02at_hf.losses import (
+from eva02at_hf.objectives.losses import (
     AdaptiveMIMMLoss,
     EgoNCELoss,
     InfoNCELoss,

@@ -131,7 +131,7 @@ with torch.no_grad():
 
 
 def test_vit_model_card_describes_the_vit_tower() -> None:
-    from eva02at_hf.hub import render_model_card
+    from eva02at_hf.apps.hub import render_model_card
 
     card = render_model_card(EVA02ATConfig.from_preset("vit-tiny"), None, "me/vit-tiny")
     assert (

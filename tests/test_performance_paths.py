@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from eva02at_hf import EVA02ATConfig, EVA02ATVisionConfig
-from eva02at_hf.memory import estimate_activation_memory
 from eva02at_hf.modeling_eva02at import EVA02ATVisionModel
 from eva02at_hf.rope import apply_rope, prepend_identity_rotation
+from eva02at_hf.utils.memory import estimate_activation_memory
 
 
 def _tiny() -> EVA02ATVisionConfig:

@@ -11,7 +11,12 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from eva02at_hf.relevancy import HardMiningSampler, batch_relevancy, egonce_positive_mask, pos_iou_relevancy
+from eva02at_hf.objectives.relevancy import (
+    HardMiningSampler,
+    batch_relevancy,
+    egonce_positive_mask,
+    pos_iou_relevancy,
+)
 
 # Rows of the real EK-100 EPIC_100_retrieval_train_sentence.csv and EPIC_100_retrieval_test.csv (official layout,
 # list columns stored as Python literals).

@@ -58,9 +58,9 @@ def _streamed(
     stream.shard(rank, world_size, batch_size)
     loader = DataLoaderShard(
         stream, batch_size=batch_size, num_workers=workers, collate_fn=list
-    )  # as the Trainer
+    )  # as the TrainingLoop
     loader.set_epoch(epoch)
-    stream.skip_batches(skip)  # a resumed Trainer's order of calls; iterating sets the epoch again
+    stream.skip_batches(skip)  # a resumed TrainingLoop's order of calls; iterating sets the epoch again
     return [row for batch in loader for row in batch], stream
 
 

@@ -18,17 +18,17 @@ from safetensors.torch import load_file
 from torch.distributed.fsdp import StateDictType
 
 from eva02at_hf.data import synthetic
-from eva02at_hf.losses import SMSLoss
-from eva02at_hf.relevancy import HardMiningSampler
+from eva02at_hf.objectives.losses import SMSLoss
+from eva02at_hf.objectives.relevancy import HardMiningSampler
 from eva02at_hf.training import (
     ClipTextDataset,
     EK100Split,
     EpochShuffleSampler,
     RetrievalObjective,
-    Trainer,
     TrainingCollator,
-    TrainingConfig,
-    build_ek100_trainer,
+    TrainingLoop,
+    TrainingLoopConfig,
+    build_ek100_loop,
     build_loss,
     build_scheduler,
     cached_relevancy,
@@ -128,7 +128,7 @@ def test_relevancy_cache_is_reused(tmp_path):
         cached_relevancy(tmp_path, "rel", "other", lambda: 1 / 0)
 
 
-def _trainer(train, output_dir: str, evaluate=None, **overrides) -> Trainer:
+def _trainer(train, output_dir: str, evaluate=None, **overrides) -> TrainingLoop:
     torch.manual_seed(0)
     model, processor = load_model_and_processor(None, num_frames=2)
     settings = {
@@ -138,8 +138,8 @@ def _trainer(train, output_dir: str, evaluate=None, **overrides) -> Trainer:
         "num_workers": 0,
         "report_to": "none",
     }
-    config = TrainingConfig(output_dir=output_dir, **{**settings, **overrides})
-    return build_ek100_trainer(
+    config = TrainingLoopConfig(output_dir=output_dir, **{**settings, **overrides})
+    return build_ek100_loop(
         config, model, processor, train, build_loss("sms"), num_frames=2, evaluate=evaluate
     )
 
@@ -151,10 +151,10 @@ def _scripted_evaluation(*metrics: dict) -> Callable:
 
 
 def test_push_to_hub_publishes_the_saved_model_with_a_card(synthetic_set, tmp_path, monkeypatch):
-    import eva02at_hf.hub
+    import eva02at_hf.apps.hub
 
     calls = []
-    monkeypatch.setattr(eva02at_hf.hub, "publish", lambda *args, **kwargs: calls.append((args, kwargs)))
+    monkeypatch.setattr(eva02at_hf.apps.hub, "publish", lambda *args, **kwargs: calls.append((args, kwargs)))
     _, train = synthetic_set
     output_dir = tmp_path / "run"
     results = _trainer(
@@ -171,7 +171,7 @@ def test_push_to_hub_publishes_the_saved_model_with_a_card(synthetic_set, tmp_pa
 def test_push_to_hub_card_holds_the_best_evaluation_after_results_json(
     synthetic_set, tmp_path, monkeypatch, capsys
 ):
-    import eva02at_hf.hub
+    import eva02at_hf.apps.hub
 
     output_dir = tmp_path / "run"
     pushed = []
@@ -179,7 +179,7 @@ def test_push_to_hub_card_holds_the_best_evaluation_after_results_json(
     def publish(folder, repo_id, card, staging, **kwargs):
         pushed.append((folder, str(card), json.loads((output_dir / "results.json").read_text())))
 
-    monkeypatch.setattr(eva02at_hf.hub, "publish", publish)
+    monkeypatch.setattr(eva02at_hf.apps.hub, "publish", publish)
     _, train = synthetic_set
     evaluate = _scripted_evaluation(
         {"mAP_avg": 31.5, "nDCG_avg": 52.25, "num_skipped": 0},
@@ -201,12 +201,12 @@ def test_push_to_hub_card_holds_the_best_evaluation_after_results_json(
 
 
 def test_failed_push_keeps_results_and_names_the_repository(synthetic_set, tmp_path, monkeypatch):
-    import eva02at_hf.hub
+    import eva02at_hf.apps.hub
 
     def offline(*args, **kwargs):
         raise OSError("no network")
 
-    monkeypatch.setattr(eva02at_hf.hub, "publish", offline)
+    monkeypatch.setattr(eva02at_hf.apps.hub, "publish", offline)
     _, train = synthetic_set
     output_dir = tmp_path / "run"
     trainer = _trainer(
@@ -232,7 +232,7 @@ def test_unknown_metric_for_best_names_the_flag_and_the_metrics(synthetic_set, t
     with pytest.raises(ValueError, match=r"--metric_for_best 'map_avg'.*\['mAP_avg', 'nDCG_avg'\]"):
         trainer.train()
     assert not (tmp_path / "run" / "best").exists()
-    config = TrainingConfig(output_dir=str(tmp_path), metric_for_best="mAP")
+    config = TrainingLoopConfig(output_dir=str(tmp_path), metric_for_best="mAP")
     check_metric_for_best(config, {"mAP": ("map", "mAP")})
     with pytest.raises(ValueError, match="--metric_for_best 'mAP'"):
         check_metric_for_best(config, ("mAP_avg",))

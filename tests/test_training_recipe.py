@@ -21,7 +21,7 @@ from eva02at_hf.data import synthetic
 from eva02at_hf.training import (
     ClipTextDataset,
     TrainingCollator,
-    TrainingConfig,
+    TrainingLoopConfig,
     build_accelerator,
     load_model_and_processor,
     resolve_mixed_precision,
@@ -74,11 +74,11 @@ def test_train_crops_change_every_epoch_and_evaluation_is_deterministic(
 
 
 def test_crop_scale_is_validated_and_can_be_switched_off() -> None:
-    assert TrainingConfig(output_dir="o").train_crop_scale == (0.5, 1.0)
-    assert TrainingConfig(output_dir="o", random_resized_crop=False).train_crop_scale is None
+    assert TrainingLoopConfig(output_dir="o").train_crop_scale == (0.5, 1.0)
+    assert TrainingLoopConfig(output_dir="o", random_resized_crop=False).train_crop_scale is None
     for bad in ([0.6, 0.5], [0.5], [0.0, 1.0], [0.5, 1.5]):
         with pytest.raises(ValueError, match="--crop_scale"):
-            TrainingConfig(output_dir="o", crop_scale=bad)
+            TrainingLoopConfig(output_dir="o", crop_scale=bad)
 
 
 def test_mixed_precision_auto(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -93,7 +93,7 @@ def test_mixed_precision_auto(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_recipe_names_the_source_of_every_value_and_is_saved(tmp_path: Path) -> None:
-    config = TrainingConfig(output_dir=str(tmp_path), learning_rate=1e-4, report_to="none")
+    config = TrainingLoopConfig(output_dir=str(tmp_path), learning_rate=1e-4, report_to="none")
     recipe = resolve_recipe(config, criterion=("SMSLoss(...)", "resolved"))
     assert recipe["learning_rate"] == {"value": 1e-4, "source": "set"}
     assert recipe["warmup_start_lr"] == {"value": 1e-6, "source": "paper"}

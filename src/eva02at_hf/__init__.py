@@ -8,7 +8,14 @@ from .configuration_eva02at import (
     EVA02ATVisionConfig,
     EVA02ATViTVisionConfig,
 )
-from .losses import (
+from .modeling_eva02at import (
+    EVA02ATForVideoTextRetrieval,
+    EVA02ATPreTrainedModel,
+    EVA02ATRetrievalOutput,
+    EVA02ATVisionModel,
+    EVA02ATViTVisionModel,
+)
+from .objectives.losses import (
     AdaptiveMIMMLoss,
     EgoNCELoss,
     InfoNCELoss,
@@ -17,21 +24,14 @@ from .losses import (
     SMSLoss,
     gather_with_grad,
 )
-from .memory import estimate_activation_memory
-from .modeling_eva02at import (
-    EVA02ATForVideoTextRetrieval,
-    EVA02ATPreTrainedModel,
-    EVA02ATRetrievalOutput,
-    EVA02ATVisionModel,
-    EVA02ATViTVisionModel,
-)
+from .objectives.relevancy import HardMiningSampler, batch_relevancy, egonce_positive_mask, pos_iou_relevancy
 from .pipelines_eva02at import (
     VideoTextRetrievalPipeline,
     ZeroShotVideoClassificationPipeline,
     register_pipelines,
 )
 from .processing_eva02at import EVA02ATProcessor
-from .relevancy import HardMiningSampler, batch_relevancy, egonce_positive_mask, pos_iou_relevancy
+from .utils.memory import estimate_activation_memory
 from .video_processing_eva02at import EVA02ATVideoProcessor
 
 AutoConfig.register(EVA02ATConfig.model_type, EVA02ATConfig, exist_ok=True)

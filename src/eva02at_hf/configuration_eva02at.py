@@ -254,7 +254,7 @@ class EVA02ATConfig(PreTrainedConfig):
             checkpoint converted from EVA02-CLIP keeps the CLIP projection (512 for B, 768 for L) so that it
             starts exactly at the image model.
         logit_scale_init_value (`float`): initial log of the inverse temperature of the logits returned by the
-            forward pass (CLIP's log(1 / 0.07)). The training objectives in `eva02at_hf.losses` use their own
+            forward pass (CLIP's log(1 / 0.07)). The training objectives in `eva02at_hf.objectives.losses` use their own
             fixed temperature or margins (InfoNCE at 0.05 in the paper) on the cosine similarities.
         head_init_scale (`float`): factor on the truncated-normal (std `initializer_range`) initialisation of a
             newly created `visual_projection` (e.g. converting to the paper's 256-d space). 1.0 (default) is the

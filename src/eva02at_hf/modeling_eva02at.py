@@ -590,7 +590,7 @@ class EVA02ATForVideoTextRetrieval(EVA02ATPreTrainedModel):
         """Score every clip against every caption.
 
         Returns logits `exp(logit_scale) * cos(video_i, text_j)`; with `return_loss=True`, the bidirectional
-        InfoNCE of matched pairs on the diagonal. The paper's other objectives are in `eva02at_hf.losses`.
+        InfoNCE of matched pairs on the diagonal. The paper's other objectives are in `eva02at_hf.objectives.losses`.
         """
         if input_ids is None or pixel_values is None:
             raise ValueError("EVA02ATForVideoTextRetrieval.forward needs both input_ids and pixel_values.")

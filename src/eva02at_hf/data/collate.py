@@ -180,7 +180,7 @@ class ClipTransform:
     Without a processor, every column comes back and ``frames`` is added: the row's clip as a
     ``(num_frames, H, W, 3)`` uint8 array. With a processor, the batch is the model inputs (``pixel_values``
     ``(B, T, 3, H, W)``; ``input_ids`` / ``attention_mask`` of ``text_column``) plus ``keep_columns``, ready for a
-    ``DataLoader`` or the ``Trainer``. Rows are those of the clip builders (columns ``video_paths``,
+    ``DataLoader`` or the ``TrainingLoop``. Rows are those of the clip builders (columns ``video_paths``,
     ``chunk_starts``, ``start``, ``stop``; EgoMCQ questions go through `MultipleChoiceCollator`).
 
     A transform cannot drop rows, so a clip that cannot be decoded raises `VideoDecodeError` naming the file;

@@ -19,7 +19,7 @@ Annotation files (``data_dir``, released with EgoVLP):
   paraphrases of the EgoClip narrations) or ``ego4d_train.narrator_63690737.return_10.pkl`` (narrator
   pseudo-captions), holding a list of tuples ``(video_uid: str, start_second: float, end_second: float,
   narration)`` where ``narration`` is a string or a list of candidate strings (LaViLa samples one per epoch);
-  the times may be numpy float scalars. Read with a restricted unpickler (`eva02at_hf.safe_pickle`): a file
+  the times may be numpy float scalars. Read with a restricted unpickler (`eva02at_hf.utils.safe_pickle`): a file
   referencing anything but numpy scalars is refused without running code.
 
 Videos (``video_root``): raw ``<root>/<video_uid>.mp4`` or pre-chunked ``<root>/<video_uid>.mp4/<start>.mp4``
@@ -41,7 +41,7 @@ from typing import Any
 import datasets
 
 from ..metrics.multiple_choice import INTER_VIDEO, INTRA_VIDEO
-from ..safe_pickle import NUMPY_SCALAR_GLOBALS, restricted_pickle_load
+from ..utils.safe_pickle import NUMPY_SCALAR_GLOBALS, restricted_pickle_load
 from ._common import (
     CLIP_FEATURES,
     BadRow,

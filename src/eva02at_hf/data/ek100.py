@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..relevancy import pos_iou_relevancy
+from ..objectives.relevancy import pos_iou_relevancy
 from ._common import (
     CLIP_FEATURES,
     BadRow,

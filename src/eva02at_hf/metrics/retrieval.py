@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..safe_pickle import NUMPY_ARRAY_GLOBALS, restricted_pickle_load
+from ..utils.safe_pickle import NUMPY_ARRAY_GLOBALS, restricted_pickle_load
 from ._inputs import ArrayLike, as_scores, check_same_shape, nanmean_percent, stable_descending_order
 
 MIR_KEYS = ("mAP_v2t", "mAP_t2v", "mAP_avg", "nDCG_v2t", "nDCG_t2v", "nDCG_avg")

@@ -25,9 +25,9 @@ from .loop import (
     OURS,
     PAPER,
     HelpFormatter,
-    Trainer,
-    TrainerState,
-    TrainingConfig,
+    TrainingLoop,
+    TrainingLoopConfig,
+    TrainingLoopState,
     build_accelerator,
     build_optimizer,
     check_metric_for_best,
@@ -50,7 +50,7 @@ from .objectives import (
     RetrievalObjective,
     build_loss,
 )
-from .recipes import build_ek100_trainer, ek100_evaluator
+from .recipes import build_ek100_loop, ek100_evaluator
 from .schedules import SCHEDULES, build_scheduler
 from .streaming import EgoClipStream, block_offsets
 
@@ -68,7 +68,7 @@ __all__ = [
     "SOFT_LABEL_LOSSES",
     "annotation_fingerprint",
     "build_accelerator",
-    "build_ek100_trainer",
+    "build_ek100_loop",
     "build_loss",
     "build_optimizer",
     "block_groups",
@@ -102,8 +102,8 @@ __all__ = [
     "RetrievalObjective",
     "save_recipe",
     "save_results",
-    "Trainer",
-    "TrainerState",
+    "TrainingLoop",
+    "TrainingLoopState",
     "TrainingCollator",
-    "TrainingConfig",
+    "TrainingLoopConfig",
 ]

@@ -22,7 +22,7 @@ from torch.utils.data import Dataset, Sampler
 from transformers.image_processing_utils import BatchFeature
 
 from ..data import VideoTextCollator
-from ..relevancy import HardMiningSampler
+from ..objectives.relevancy import HardMiningSampler
 from ..video_io import VideoDecodeError
 
 logger = logging.getLogger(__name__)

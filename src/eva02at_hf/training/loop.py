@@ -1,6 +1,6 @@
 """The accelerate training loop shared by the example scripts.
 
-`Trainer.train` runs: `accelerator.prepare`, gradient accumulation, mixed precision, optional gradient
+`TrainingLoop.train` runs: `accelerator.prepare`, gradient accumulation, mixed precision, optional gradient
 checkpointing, a tqdm bar and tracker logging on the main process, `save_state` every ``checkpointing_steps``
 optimizer updates and at every epoch end, evaluation every ``eval_every_epochs`` epochs and at the end, and
 `save_pretrained` of model + processor to ``<output_dir>/last`` and, by ``metric_for_best``, ``<output_dir>/best``,
@@ -50,7 +50,7 @@ from tqdm.auto import tqdm
 from transformers import HfArgumentParser
 from transformers.modeling_layers import GradientCheckpointingLayer
 
-from ..reliability import (
+from ..utils.reliability import (
     INCOMPLETE_SUFFIX,
     NonFiniteError,
     atomic_folder,
@@ -114,7 +114,7 @@ ADAPTER_DIR = "adapter"
 
 
 @dataclass
-class TrainingConfig:
+class TrainingLoopConfig:
     """Flags shared by the example scripts (parsed with `transformers.HfArgumentParser`).
 
     The defaults are those of EK-100 fine-tuning; each script subclasses this to set its recipe's values.
@@ -334,7 +334,7 @@ def save_recipe(
     return recipe
 
 
-def check_metric_for_best(config: TrainingConfig, names: Collection[str]) -> None:
+def check_metric_for_best(config: TrainingLoopConfig, names: Collection[str]) -> None:
     """Raise a ValueError naming ``--metric_for_best`` unless it is one of ``names`` (the evaluation's metrics)."""
     if config.metric_for_best not in names:
         raise ValueError(
@@ -344,13 +344,13 @@ def check_metric_for_best(config: TrainingConfig, names: Collection[str]) -> Non
 
 
 def recipe_default(name: str, default: Any) -> Any:
-    """The `TrainingConfig` field ``name`` with a recipe's ``default``, keeping its ``--help`` text (the subclass
+    """The `TrainingLoopConfig` field ``name`` with a recipe's ``default``, keeping its ``--help`` text (the subclass
     states the new default's source in its own ``SOURCES``)."""
-    return field(default=default, metadata=TrainingConfig.__dataclass_fields__[name].metadata)
+    return field(default=default, metadata=TrainingLoopConfig.__dataclass_fields__[name].metadata)
 
 
 @dataclass
-class TrainerState:
+class TrainingLoopState:
     """Progress saved next to every `save_state` checkpoint (``trainer_state.json``), with the run's
     schedule-defining settings (``schedule``: `RESUME_FIELDS`, ``world_size``, ``updates_per_epoch``) and the number
     of updates skipped for a non-finite loss or gradient (``num_nonfinite_steps``)."""
@@ -368,9 +368,9 @@ def format_metrics(metrics: dict[str, Any]) -> str:
 
 
 def card_results(metrics: dict[str, Any], setting: str) -> dict[str, Any] | None:
-    """A results JSON (`eva02at_hf.hub`) holding ``metrics`` under the benchmark whose metric names they use
+    """A results JSON (`eva02at_hf.apps.hub`) holding ``metrics`` under the benchmark whose metric names they use
     (e.g. ``mAP_avg``: ek100_mir), other keys (``num_skipped``) left out; None when no name is a benchmark's."""
-    from ..hub import BENCHMARKS
+    from ..apps.hub import BENCHMARKS
 
     benchmark = max(BENCHMARKS, key=lambda name: len(set(metrics) & set(BENCHMARKS[name].metrics)))
     known = {k: v for k, v in metrics.items() if k in BENCHMARKS[benchmark].metrics}
@@ -382,7 +382,7 @@ def card_results(metrics: dict[str, Any], setting: str) -> dict[str, Any] | None
     }
 
 
-def build_optimizer(model: torch.nn.Module, config: TrainingConfig) -> torch.optim.Optimizer:
+def build_optimizer(model: torch.nn.Module, config: TrainingLoopConfig) -> torch.optim.Optimizer:
     """AdamW (torch) or LAMB (timm); no weight decay on biases, norms and embeddings (1-D or named *embedding*)."""
     decay, no_decay = [], []
     for name, parameter in model.named_parameters():
@@ -418,7 +418,7 @@ def checkpoint_problem(path: str) -> str | None:
             return f"{file} is empty"
     try:
         with open(os.path.join(path, STATE_FILE), encoding="utf-8") as handle:
-            TrainerState(**json.load(handle))
+            TrainingLoopState(**json.load(handle))
     except (ValueError, TypeError) as error:
         return f"{os.path.join(path, STATE_FILE)} is not a trainer state ({type(error).__name__}: {error})"
     return None
@@ -469,11 +469,11 @@ def latest_checkpoint(output_dir: str) -> str | None:
     return None
 
 
-class Trainer:
+class TrainingLoop:
     """Trains a dual encoder with a `RetrievalObjective` through accelerate.
 
     Args:
-        config: the run's `TrainingConfig`.
+        config: the run's `TrainingLoopConfig`.
         model: an `EVA02ATForVideoTextRetrieval` (its ``logit_scale`` is frozen: the losses use fixed temperatures
             and margins).
         processor: saved with the model.
@@ -488,7 +488,7 @@ class Trainer:
 
     def __init__(
         self,
-        config: TrainingConfig,
+        config: TrainingLoopConfig,
         model: torch.nn.Module,
         processor: Any,
         train_dataset: Dataset,
@@ -566,7 +566,7 @@ class Trainer:
         self.scheduler = self.accelerator.prepare_scheduler(scheduler)
         schedule = {name: getattr(config, name) for name in RESUME_FIELDS}
         schedule.update(world_size=self.accelerator.num_processes, updates_per_epoch=self.updates_per_epoch)
-        self.state = TrainerState(schedule=schedule)
+        self.state = TrainingLoopState(schedule=schedule)
         self._update_nonfinite = (
             False  # a micro-batch of the current update had a non-finite loss or gradient
         )
@@ -619,8 +619,8 @@ class Trainer:
         self.accelerator.wait_for_everyone()
         return path
 
-    def _read_checkpoint(self, path: str) -> tuple[str, TrainerState]:
-        """Resolve ``"latest"`` and read the checkpoint's `TrainerState`; errors name the missing / bad file."""
+    def _read_checkpoint(self, path: str) -> tuple[str, TrainingLoopState]:
+        """Resolve ``"latest"`` and read the checkpoint's `TrainingLoopState`; errors name the missing / bad file."""
         flag = "--resume_from_checkpoint"
         if path == "latest":
             found = latest_checkpoint(self.config.output_dir)
@@ -635,9 +635,9 @@ class Trainer:
                 f"{flag} {path}: the checkpoint is incomplete: {problem}"
             )
         with open(os.path.join(path, STATE_FILE), encoding="utf-8") as handle:
-            return path, TrainerState(**json.load(handle))
+            return path, TrainingLoopState(**json.load(handle))
 
-    def _check_restored_step(self, path: str, saved: TrainerState) -> None:
+    def _check_restored_step(self, path: str, saved: TrainingLoopState) -> None:
         """Refuse a checkpoint whose ``global_step`` disagrees with the scheduler (and optimizer) state it holds."""
         scheduler_steps = self.scheduler.scheduler.last_epoch
         optimizer_steps = max(
@@ -869,11 +869,11 @@ class Trainer:
 
     def push_to_hub(self) -> None:
         """Publish the best (else last) model + processor with a model card holding the metrics of that model
-        (the evaluation that selected ``best``, else the last one), through `eva02at_hf.hub.publish`.
+        (the evaluation that selected ``best``, else the last one), through `eva02at_hf.apps.hub.publish`.
 
         A failed upload raises a RuntimeError naming the repository; the saved folders are left as they are.
         """
-        from ..hub import publish, render_model_card
+        from ..apps.hub import publish, render_model_card
 
         config, history = self.config, self.state.history
         best = os.path.join(config.output_dir, "best")
@@ -974,7 +974,7 @@ def local_shard(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.to_local() if isinstance(tensor, DTensor) else tensor
 
 
-def print_summary(accelerator: Accelerator, config: TrainingConfig, results: dict[str, Any]) -> None:
+def print_summary(accelerator: Accelerator, config: TrainingLoopConfig, results: dict[str, Any]) -> None:
     """Print a finished run's zero-shot / final / best metrics and where its outputs are (main process only)."""
     if not accelerator.is_main_process:
         return
@@ -1002,7 +1002,7 @@ def resolve_mixed_precision(setting: str) -> str:
     return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
 
-def build_accelerator(config: TrainingConfig) -> Accelerator:
+def build_accelerator(config: TrainingLoopConfig) -> Accelerator:
     """Accelerator with the config's accumulation / precision, trackers, and scheduler stepped once per update.
 
     Also seeds python, numpy and torch with ``config.seed`` (call it before building the model)."""

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from ..configuration_eva02at import EVA02ATConfig
 from ..modeling_eva02at import EVA02ATForVideoTextRetrieval
 from ..processing_eva02at import EVA02ATProcessor
-from ..reliability import load_pretrained_checked
+from ..utils.reliability import load_pretrained_checked
 
 
 def processor_for(config: EVA02ATConfig) -> EVA02ATProcessor:

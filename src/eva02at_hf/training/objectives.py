@@ -1,6 +1,6 @@
 """Global-batch training objectives: gather the local embeddings of every process, then apply a paper loss.
 
-`RetrievalObjective` follows the recipe of `eva02at_hf.losses`: embeddings and the clip / sentence indices are
+`RetrievalObjective` follows the recipe of `eva02at_hf.objectives.losses`: embeddings and the clip / sentence indices are
 gathered with `gather_with_grad`, the (B, B) batch relevancy is rebuilt from the pre-built matrix
 (`batch_relevancy`), the loss of the whole global batch is computed on every process and multiplied by the world
 size, so that DDP's gradient averaging yields the gradient of the global-batch loss. Rows whose clip could not be
@@ -16,7 +16,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ..losses import (
+from ..objectives.losses import (
     AdaptiveMIMMLoss,
     EgoNCELoss,
     InfoNCELoss,
@@ -25,7 +25,7 @@ from ..losses import (
     SMSLoss,
     gather_with_grad,
 )
-from ..relevancy import batch_relevancy
+from ..objectives.relevancy import batch_relevancy
 
 LOSSES = ("sms", "sms_hard", "adaptive_mimm", "mimm", "infonce", "egonce")
 # The losses that take a soft relevancy (EK-100 MIR); SMS-hard needs 0 / 1 labels (Charades-Ego).
@@ -53,7 +53,7 @@ def build_loss(
     """The criterion ``name`` of `LOSSES` with the paper's hyper-parameters.
 
     ``margin=None`` takes the loss's `PAPER_MARGINS` value. SMS takes its edge lambda and relevancy storage from
-    `eva02at_hf.losses.SMS_PRESETS[sms_preset]` ("paper": lambda = epsilon = 0.1; "authors_code": lambda =
+    `eva02at_hf.objectives.losses.SMS_PRESETS[sms_preset]` ("paper": lambda = epsilon = 0.1; "authors_code": lambda =
     1.1 / 240 on uint8 x 240 relevancy); ``sms_lambda`` overrides the preset's lambda.
     """
     if name in PAPER_MARGINS and margin is None:
@@ -78,7 +78,7 @@ class RetrievalObjective(nn.Module):
     """Loss of the global batch from one process's embeddings.
 
     Args:
-        criterion: a loss of `eva02at_hf.losses`.
+        criterion: a loss of `eva02at_hf.objectives.losses`.
         relevancy: (N_clips, N_sentences) training relevancy (dense or scipy sparse); needed by every loss
             except InfoNCE. EgoNCE's positives are the pairs with non-zero relevancy (a shared verb or noun).
     """

@@ -9,10 +9,10 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 
-from ..relevancy import HardMiningSampler
+from ..objectives.relevancy import HardMiningSampler
 from .data import ClipTextDataset, EK100Split, TrainingCollator
 from .evaluation import evaluate_ek100_mir
-from .loop import Trainer, TrainingConfig
+from .loop import TrainingLoop, TrainingLoopConfig
 from .objectives import RetrievalObjective
 
 
@@ -37,8 +37,8 @@ def ek100_evaluator(
     return evaluate
 
 
-def build_ek100_trainer(
-    config: TrainingConfig,
+def build_ek100_loop(
+    config: TrainingLoopConfig,
     model: torch.nn.Module,
     processor: Any,
     train: EK100Split,
@@ -47,8 +47,8 @@ def build_ek100_trainer(
     epsilon: float = 0.1,
     evaluate: Callable[[torch.nn.Module, Accelerator], dict[str, float]] | None = None,
     accelerator: Accelerator | None = None,
-) -> Trainer:
-    """A `Trainer` for EK-100 MIR: each clip's text is hard-mined among sentences with c_ij > ``epsilon``,
+) -> TrainingLoop:
+    """A `TrainingLoop` for EK-100 MIR: each clip's text is hard-mined among sentences with c_ij > ``epsilon``,
     frames are sampled one per segment at random, clips get the config's random-resized crop, and ``criterion`` sees the global batch with its rebuilt
     B x B relevancy."""
     dataset = ClipTextDataset(
@@ -62,4 +62,6 @@ def build_ek100_trainer(
         keep_columns=("clip_index", "sentence_index"),
     )
     objective = RetrievalObjective(criterion, train.relevancy)
-    return Trainer(config, model, processor, dataset, collator, objective, evaluate, accelerator=accelerator)
+    return TrainingLoop(
+        config, model, processor, dataset, collator, objective, evaluate, accelerator=accelerator
+    )

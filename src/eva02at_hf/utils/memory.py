@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from .configuration_eva02at import EVA02ATConfig, EVA02ATVisionConfig
+from ..configuration_eva02at import EVA02ATConfig, EVA02ATVisionConfig
 
 LAYER_NORMS_PER_LAYER = 4
 

@@ -1,10 +1,10 @@
 """Browser demo over an `eva02at extract` folder (Gradio): text -> video and video -> text search.
 
-    eva02at demo --features features/          # also: python -m eva02at_hf.cli demo --features features/
+    eva02at demo --features features/          # also: python -m eva02at_hf.apps.cli demo --features features/
 
 Queries are embedded with the model recorded in the folder's manifest (or ``--model``) and ranked against the
-stored embeddings (`eva02at_hf.search`). Text hits show as a table of rank, id, score and a player of the clip
-window, and as frame strips (`eva02at_hf.contact_sheet`). A folder that cannot be searched (no manifest, no
+stored embeddings (`eva02at_hf.apps.search`). Text hits show as a table of rank, id, score and a player of the clip
+window, and as frame strips (`eva02at_hf.apps.contact_sheet`). A folder that cannot be searched (no manifest, no
 embeddings, a missing model, features of another dimension) gives a page saying why and how to fix it.
 
 The server binds 127.0.0.1 on a free port unless told otherwise; on a Hugging Face Space, ``app.py`` calls
@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from ..utils.reliability import CheckpointLoadError
 from .features import FeatureExtractor, FeatureSet, VideoItem, load_features, read_manifest, weights_digest
-from .reliability import CheckpointLoadError
 from .search import search
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ class FeatureSearch:
     def __init__(
         self, features_dir: str | os.PathLike, model: str | None = None, device: str = "cpu"
     ) -> None:
-        from .training.models import load_model_and_processor
+        from ..training.models import load_model_and_processor
 
         self.features_dir = Path(features_dir)
         hint = EXTRACT_HINT.format(dir=self.features_dir)

@@ -45,8 +45,8 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from .configuration_eva02at import EVA02ATConfig, EVA02ATVisionConfig, EVA02ATViTVisionConfig
-from .modeling_eva02at import EVA02ATForVideoTextRetrieval, EVA02ATVisionModel
+from ..configuration_eva02at import EVA02ATConfig, EVA02ATVisionConfig, EVA02ATViTVisionConfig
+from ..modeling_eva02at import EVA02ATForVideoTextRetrieval, EVA02ATVisionModel
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ Conventions shared by every loss:
 
 * `similarity[i, j]` is video i . text j (L2-normalised embeddings), a square (B, B) matrix where text j is the
   sampled positive of video j, so the diagonal holds the positive pairs.
-* `relevancy[i, j]` is the soft relevancy c_ij of video i to text j (see `eva02at_hf.relevancy.batch_relevancy`).
+* `relevancy[i, j]` is the soft relevancy c_ij of video i to text j (see `eva02at_hf.objectives.relevancy.batch_relevancy`).
 * Every loss is bi-directional: the video-to-text term uses the rows of `similarity` / `relevancy`, the
   text-to-video term the same function applied to `similarity.T` / `relevancy.T`.
 * Margin losses use the triplets (i, j, k) with j = i, the anchor's own sampled positive, and k every other
@@ -362,7 +362,7 @@ class EgoNCELoss(nn.Module):
         Args:
             similarity: (B, B) video . text.
             positive_mask: (B, B) bool, video i and text j share a verb or noun
-                (`eva02at_hf.relevancy.egonce_positive_mask`).
+                (`eva02at_hf.objectives.relevancy.egonce_positive_mask`).
             negatives_v2t: optional (B, M) similarity of video i to M extra negative texts.
             negatives_t2v: optional (B, M') similarity of text i to M' extra negative videos.
 

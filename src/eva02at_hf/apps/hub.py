@@ -23,12 +23,12 @@ from typing import Any
 import torch
 from huggingface_hub import CommitOperationAdd, EvalResult, HfApi, ModelCard, ModelCardData
 
-from .configuration_eva02at import EVA02ATConfig
-from .modeling_eva02at import EVA02ATForVideoTextRetrieval
-from .processing_eva02at import CONTEXT_LENGTH, EVA02ATProcessor
-from .video_processing_eva02at import EVA02ATVideoProcessor
+from ..configuration_eva02at import EVA02ATConfig
+from ..modeling_eva02at import EVA02ATForVideoTextRetrieval
+from ..processing_eva02at import CONTEXT_LENGTH, EVA02ATProcessor
+from ..video_processing_eva02at import EVA02ATVideoProcessor
 
-DEFAULT_TEMPLATE = Path(__file__).resolve().parents[2] / "model_cards" / "template.md"
+DEFAULT_TEMPLATE = Path(__file__).resolve().parents[3] / "model_cards" / "template.md"
 PAPER_URL = "https://arxiv.org/abs/2506.14356"
 TAGS = ["video-text-retrieval", "egocentric", "eva02", "clip", "ego4d", "epic-kitchens", "eva02-at"]
 

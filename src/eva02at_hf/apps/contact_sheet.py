@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .video_io import VideoDecodeError, read_clip
+from ..video_io import VideoDecodeError, read_clip
 
 BACKGROUND = (255, 255, 255)
 TEXT_COLOUR = (0, 0, 0)

@@ -47,8 +47,8 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from .reliability import NonFiniteError, atomic_write_text, count_nonfinite, incomplete_sibling
-from .video_io import VideoDecodeError, read_clip
+from ..utils.reliability import NonFiniteError, atomic_write_text, count_nonfinite, incomplete_sibling
+from ..video_io import VideoDecodeError, read_clip
 
 logger = logging.getLogger(__name__)
 
@@ -110,8 +110,8 @@ def read_video_list(source: str | os.PathLike) -> list[VideoItem]:
         files = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
         items = [VideoItem(id=p.relative_to(source).as_posix(), path=os.path.abspath(p)) for p in files]
     elif source.is_file():
-        from .data import AnnotationFileError
-        from .data._common import read_table
+        from ..data import AnnotationFileError
+        from ..data._common import read_table
 
         items = []
         try:
@@ -145,7 +145,7 @@ def read_text_list(path: str | os.PathLike) -> list[str]:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
-        from .data._common import first_undecodable_line
+        from ..data._common import first_undecodable_line
 
         raise ValueError(
             f"{path}: line {first_undecodable_line(path)}: not UTF-8 text ({err.reason}); save it as UTF-8"
@@ -215,7 +215,7 @@ def _check_embeddings(embeddings: torch.Tensor, rows: Sequence[int], where: str)
     if bad:
         raise NonFiniteError(
             f"{where}: the embeddings of {len(bad)} input(s) (rows {bad[:10]}) hold NaN / inf values; the model's "
-            "weights (or the shard) are broken: check them with `eva02at_hf.reliability.load_pretrained_checked`"
+            "weights (or the shard) are broken: check them with `eva02at_hf.utils.reliability.load_pretrained_checked`"
         )
 
 

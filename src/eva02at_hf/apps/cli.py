@@ -10,7 +10,7 @@
 Exit codes (stable, for scripts): 0 success; 1 runtime failure; 2 usage error (bad arguments, missing input
 files, an output folder holding features made with other settings); 3 partial success (finished, but some
 inputs could not be decoded: see the listed failures); 130 interrupted (Ctrl-C; `extract` resumes on rerun).
-Also runnable as ``python -m eva02at_hf.cli``.
+Also runnable as ``python -m eva02at_hf.apps.cli``.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def _write_json(path: str | None, payload: Any) -> None:
     """Write ``payload`` as strict JSON: NaN (e.g. an accuracy over no question) becomes null."""
     if path is None:
         return
-    from .reliability import atomic_write_text
+    from ..utils.reliability import atomic_write_text
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(_nan_to_null(payload), indent=2, allow_nan=False))
@@ -89,11 +89,11 @@ def _load_model(model: str, device: str = "cpu", dtype: str = "float32") -> tupl
     """(model on ``device`` in ``dtype``, processor) from a saved / converted folder."""
     import torch
 
-    from .reliability import CheckpointLoadError
-    from .training.models import load_model_and_processor
+    from ..training.models import load_model_and_processor
+    from ..utils.reliability import CheckpointLoadError
 
     if not Path(model).is_dir():
-        from .configuration_eva02at import PRESETS
+        from ..configuration_eva02at import PRESETS
 
         hint = (
             f" ({model!r} is a preset name, not weights: `eva02at convert` an EVA02-CLIP checkpoint into a folder)"
@@ -119,14 +119,14 @@ def preset_for(config: Any) -> str:
 
 
 def run_convert(args: argparse.Namespace) -> int:
+    from ..processing_eva02at import EVA02ATProcessor
+    from ..utils.reliability import atomic_export
     from .conversion import (
         convert_checkpoint,
         load_checkpoint,
         read_architecture_hints,
         resolve_checkpoint,
     )
-    from .processing_eva02at import EVA02ATProcessor
-    from .reliability import atomic_export
 
     if args.results and not args.push_to_hub:
         raise UsageError("--results is only used with --push_to_hub (it fills the model card)")
@@ -198,8 +198,8 @@ def _join_launched_processes(device: str, timeout_minutes: int) -> tuple[str, bo
 
 
 def run_extract(args: argparse.Namespace) -> int:
+    from ..utils.reliability import NonFiniteError
     from .features import FeatureExtractor, FingerprintMismatchError, read_text_list, read_video_list
-    from .reliability import NonFiniteError
 
     if args.videos is None and args.texts is None:
         raise UsageError("give --videos (a folder or a CSV list) and/or --texts (a file, one text per line)")
@@ -278,8 +278,8 @@ def run_search(args: argparse.Namespace) -> int:
     import torch
     import torch.nn.functional as F
 
+    from ..utils.reliability import check_finite
     from .features import FingerprintMismatchError, VideoItem, load_features, read_manifest
-    from .reliability import check_finite
     from .search import faiss_available, search
 
     features_dir = _existing_dir(args.features, "--features")
@@ -436,8 +436,8 @@ def run_demo(args: argparse.Namespace) -> int:
 def run_eval(args: argparse.Namespace) -> int:
     from accelerate import Accelerator
 
-    from . import data
-    from .training import EK100Split, evaluate_charades_ego, evaluate_egomcq, evaluate_ek100_mir
+    from .. import data
+    from ..training import EK100Split, evaluate_charades_ego, evaluate_egomcq, evaluate_ek100_mir
 
     data_dir = _existing_dir(args.data_dir, "--data_dir")
     video_root = _existing_dir(args.video_root, "--video_root")
@@ -509,7 +509,7 @@ def _publish(
     dry_run: bool,
     staging_dir: str | None = None,
 ) -> None:
-    from .configuration_eva02at import EVA02ATConfig
+    from ..configuration_eva02at import EVA02ATConfig
     from .hub import load_results, publish, render_model_card, stage_for_hub
 
     model_path = _existing_dir(model_dir, "--model_dir")
@@ -560,7 +560,7 @@ def _add_hub_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .configuration_eva02at import TEMPORAL_POSITION_ENCODINGS
+    from ..configuration_eva02at import TEMPORAL_POSITION_ENCODINGS
     from .conversion import FORMATS
 
     parser = argparse.ArgumentParser(
