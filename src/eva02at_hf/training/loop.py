@@ -470,7 +470,25 @@ def latest_checkpoint(output_dir: str) -> str | None:
 
 
 class TrainingLoop:
-    """Trains a dual encoder with a `RetrievalObjective` through accelerate.
+    """The accelerate training loop of a video-text dual encoder (named apart from `transformers.Trainer`, which
+    it is not: no `TrainingArguments`, no callbacks; the example scripts build one and call `train`).
+
+    Contract:
+        - One step: `train_step` runs the model on a collated batch, asks ``objective(video_embeds,
+          text_embeds, batch)`` for the global-batch loss, back-propagates under ``accelerator.accumulate`` and
+          applies the update unless the loss or gradient norm is non-finite (then it is counted and skipped;
+          more than ``--max_nonfinite_steps`` raises `NonFiniteError`). The scheduler steps per update.
+        - Hooks: the caller supplies the data (``train_dataset`` + ``collate_fn``), the ``objective`` and an
+          optional ``evaluate(model, accelerator) -> metrics`` run every ``--eval_every_epochs`` and at the end;
+          ``--metric_for_best`` of its metrics picks ``<output_dir>/best``. Nothing else is overridable.
+        - State: `TrainingLoopState` (step, best metric, evaluation history, skipped updates, the schedule
+          settings) is saved as ``trainer_state.json`` beside accelerate's model / optimizer / scheduler / RNG
+          state in ``<output_dir>/checkpoints/step_<N>`` (every ``--checkpointing_steps`` and each epoch end),
+          and ``last`` / ``best`` are `save_pretrained` folders. Every write goes to a temporary sibling and is
+          renamed into place; non-finite weights are never saved; rotation keeps the newest complete ones.
+        - Resume: ``--resume_from_checkpoint PATH|latest`` restores all of it, refuses a checkpoint saved with
+          other schedule settings, and continues mid-epoch from the same sample order (`EpochShuffleSampler`,
+          or the stream's ``skip_batches``), so an interrupted run ends where an uninterrupted one would.
 
     Args:
         config: the run's `TrainingLoopConfig`.
