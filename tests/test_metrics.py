@@ -478,6 +478,18 @@ def test_evaluate_compute_still_reports_missing_inputs(evaluate_offline):
         load("egomcq").compute(predictions=scores, references=[0, 1])
 
 
+def test_evaluate_modules_declare_their_card_and_refuse_unknown_inputs(evaluate_offline):
+    metric = load("charades_ego")
+    assert type(metric).__name__ == "CharadesEgo" and metric.name == "charades_ego"
+    assert metric.homepage == "https://prior.allenai.org/projects/charades-ego"
+    assert metric.codebase_urls == ["https://github.com/gsig/charades-algorithms"]
+    assert metric.reference_urls == ["https://arxiv.org/abs/1804.09626"]
+    assert "Charades-Ego" in metric.citation and "Charades-Ego" in metric.description
+    assert "predictions (2-D" in metric.inputs_description and "predictions (2-D" in type(metric).__doc__
+    with pytest.raises(TypeError, match=r"unexpected inputs \['top_k'\]"):
+        metric.compute(predictions=np.eye(2), references=np.eye(2, dtype=int), top_k=1)
+
+
 def test_load_unknown_metric():
     with pytest.raises(ValueError, match="unknown metric 'ek100'"):
         load("ek100")

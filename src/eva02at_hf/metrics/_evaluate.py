@@ -1,4 +1,4 @@
-"""Whole-matrix inputs for the packaged `evaluate` modules, without the Arrow round trip.
+"""The shared body of the packaged `evaluate` modules, and their whole-matrix inputs without the Arrow round trip.
 
 `evaluate.EvaluationModule.compute` writes every input row to an Arrow table (a per-row Python encoding of each
 ``Sequence`` feature) and reads the columns back as lists of Python floats; on the EK-100 test matrix (9,668 x
@@ -6,12 +6,19 @@
 (``num_process > 1``) and the batches of ``add_batch``; a single-process ``compute(predictions=..., references=...)``
 needs neither, so `DirectCompute` hands the inputs (arrays, tensors or lists) straight to ``_compute``, whose
 plain function validates them. Everything else keeps evaluate's own path.
+
+`PackagedMetric` is the one `evaluate.Metric` body of the packaged modules: each module declares its plain
+function, input features, texts and links, and imports this file as a module (``evaluate.load`` takes the first
+`EvaluationModule` subclass found in the module's namespace, which must be the module's own class).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ClassVar, NamedTuple
 
+import datasets
+import evaluate
 from datasets.utils.py_utils import temp_seed
 
 
@@ -36,4 +43,51 @@ class DirectCompute:
         return super().compute(predictions=predictions, references=references, **kwargs)
 
 
-__all__ = ["DirectCompute"]
+class MetricCard(NamedTuple):
+    """What an `evaluate` module says about itself (`evaluate.MetricInfo`'s texts and links)."""
+
+    description: str
+    inputs_description: str
+    citation: str
+    homepage: str
+    codebase_url: str
+    reference_url: str
+
+
+class PackagedMetric(DirectCompute, evaluate.Metric):
+    """An `evaluate.Metric` over one plain metric function of `eva02at_hf.metrics`.
+
+    A subclass sets ``function`` (called with the inputs in the order of ``input_features``), ``input_features``
+    (name -> `datasets` feature; ``predictions`` and ``references`` first) and ``card``; its docstring is the
+    card's description and inputs description, as `evaluate`'s ``add_start_docstrings`` writes it.
+    """
+
+    function: ClassVar[Callable[..., dict[str, float]]]
+    input_features: ClassVar[dict[str, datasets.Sequence | datasets.Value]]
+    card: ClassVar[MetricCard]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.__doc__ = cls.card.description + cls.card.inputs_description
+
+    def _info(self) -> evaluate.MetricInfo:
+        return evaluate.MetricInfo(
+            description=self.card.description,
+            citation=self.card.citation,
+            inputs_description=self.card.inputs_description,
+            features=datasets.Features(self.input_features),
+            homepage=self.card.homepage,
+            codebase_urls=[self.card.codebase_url],
+            reference_urls=[self.card.reference_url],
+        )
+
+    def _compute(self, **inputs: Any) -> dict[str, float]:
+        unknown = sorted(inputs.keys() - self.input_features.keys())
+        if unknown:
+            raise TypeError(
+                f"{self.name} got unexpected inputs {unknown}; it takes {list(self.input_features)}"
+            )
+        return type(self).function(*(inputs[name] for name in self.input_features))
+
+
+__all__ = ["DirectCompute", "MetricCard", "PackagedMetric"]

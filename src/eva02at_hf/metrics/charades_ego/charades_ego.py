@@ -1,11 +1,8 @@
 """`evaluate` module: Charades-Ego action recognition mAP (standard Charades evaluation)."""
 
 import datasets
-import evaluate
 
-from eva02at_hf.metrics import charades_ego_map
-from eva02at_hf.metrics._evaluate import DirectCompute
-from eva02at_hf.metrics._inputs import ArrayLike
+from eva02at_hf.metrics import _evaluate, charades_ego_map
 
 _DESCRIPTION = """\
 Mean average precision over the Charades-Ego action classes (157), in percent, with the action recognition task
@@ -39,23 +36,17 @@ _CITATION = """\
 """
 
 
-@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class CharadesEgo(DirectCompute, evaluate.Metric):
-    def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {
-                    "predictions": datasets.Sequence(datasets.Value("float64")),
-                    "references": datasets.Sequence(datasets.Value("int64")),
-                }
-            ),
-            homepage="https://prior.allenai.org/projects/charades-ego",
-            codebase_urls=["https://github.com/gsig/charades-algorithms"],
-            reference_urls=["https://arxiv.org/abs/1804.09626"],
-        )
-
-    def _compute(self, predictions: ArrayLike, references: ArrayLike) -> dict[str, float]:
-        return charades_ego_map(predictions, references)
+class CharadesEgo(_evaluate.PackagedMetric):
+    function = charades_ego_map
+    input_features = {
+        "predictions": datasets.Sequence(datasets.Value("float64")),
+        "references": datasets.Sequence(datasets.Value("int64")),
+    }
+    card = _evaluate.MetricCard(
+        _DESCRIPTION,
+        _KWARGS_DESCRIPTION,
+        _CITATION,
+        "https://prior.allenai.org/projects/charades-ego",
+        "https://github.com/gsig/charades-algorithms",
+        "https://arxiv.org/abs/1804.09626",
+    )

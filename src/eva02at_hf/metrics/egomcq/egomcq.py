@@ -1,11 +1,8 @@
 """`evaluate` module: EgoMCQ inter-video and intra-video accuracy (Ego4D multiple-choice questions)."""
 
 import datasets
-import evaluate
 
-from eva02at_hf.metrics import egomcq_accuracy
-from eva02at_hf.metrics._evaluate import DirectCompute
-from eva02at_hf.metrics._inputs import ArrayLike
+from eva02at_hf.metrics import _evaluate, egomcq_accuracy
 
 _DESCRIPTION = """\
 Accuracy on EgoMCQ, the Ego4D multiple-choice benchmark introduced with EgoVLP: each question is a text query with
@@ -51,24 +48,18 @@ _CITATION = """\
 """
 
 
-@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class EgoMCQ(DirectCompute, evaluate.Metric):
-    def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {
-                    "predictions": datasets.Sequence(datasets.Value("float64")),
-                    "references": datasets.Value("int64"),
-                    "types": datasets.Value("int64"),
-                }
-            ),
-            homepage="https://ego4d-data.org/",
-            codebase_urls=["https://github.com/showlab/EgoVLP"],
-            reference_urls=["https://arxiv.org/abs/2206.01670"],
-        )
-
-    def _compute(self, predictions: ArrayLike, references: ArrayLike, types: ArrayLike) -> dict[str, float]:
-        return egomcq_accuracy(predictions, references, types)
+class EgoMCQ(_evaluate.PackagedMetric):
+    function = egomcq_accuracy
+    input_features = {
+        "predictions": datasets.Sequence(datasets.Value("float64")),
+        "references": datasets.Value("int64"),
+        "types": datasets.Value("int64"),
+    }
+    card = _evaluate.MetricCard(
+        _DESCRIPTION,
+        _KWARGS_DESCRIPTION,
+        _CITATION,
+        "https://ego4d-data.org/",
+        "https://github.com/showlab/EgoVLP",
+        "https://arxiv.org/abs/2206.01670",
+    )

@@ -1,11 +1,8 @@
 """`evaluate` module: EPIC-KITCHENS-100 multi-instance retrieval mAP and nDCG (official challenge definitions)."""
 
 import datasets
-import evaluate
 
-from eva02at_hf.metrics import ek100_mir
-from eva02at_hf.metrics._evaluate import DirectCompute
-from eva02at_hf.metrics._inputs import ArrayLike
+from eva02at_hf.metrics import _evaluate, ek100_mir
 
 _DESCRIPTION = """\
 Mean average precision (mAP) and normalised discounted cumulative gain (nDCG) of the EPIC-KITCHENS-100
@@ -47,23 +44,17 @@ _CITATION = """\
 """
 
 
-@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class EK100MIR(DirectCompute, evaluate.Metric):
-    def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {
-                    "predictions": datasets.Sequence(datasets.Value("float64")),
-                    "references": datasets.Sequence(datasets.Value("float64")),
-                }
-            ),
-            homepage="https://epic-kitchens.github.io/",
-            codebase_urls=["https://github.com/epic-kitchens/C5-Multi-Instance-Retrieval"],
-            reference_urls=["https://arxiv.org/abs/2006.13256"],
-        )
-
-    def _compute(self, predictions: ArrayLike, references: ArrayLike) -> dict[str, float]:
-        return ek100_mir(predictions, references)
+class EK100MIR(_evaluate.PackagedMetric):
+    function = ek100_mir
+    input_features = {
+        "predictions": datasets.Sequence(datasets.Value("float64")),
+        "references": datasets.Sequence(datasets.Value("float64")),
+    }
+    card = _evaluate.MetricCard(
+        _DESCRIPTION,
+        _KWARGS_DESCRIPTION,
+        _CITATION,
+        "https://epic-kitchens.github.io/",
+        "https://github.com/epic-kitchens/C5-Multi-Instance-Retrieval",
+        "https://arxiv.org/abs/2006.13256",
+    )
