@@ -55,6 +55,38 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
 
 
+def benchmark_parser(doc: str) -> argparse.ArgumentParser:
+    """The parser of a benchmark script: its docstring as help, and the common arguments (`add_common_args`)."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_args(parser)
+    return parser
+
+
+def parse_benchmark_args(
+    parser: argparse.ArgumentParser,
+    *,
+    frames: tuple[list[int], list[int]] | None = None,
+    quick_repeats: int = 2,
+) -> tuple[argparse.Namespace, torch.device]:
+    """Parse the command line and `setup` the device.
+
+    ``frames`` (default, quick) adds ``--frames``; an unset ``args.frames`` becomes the default or, under --quick,
+    the quick frame counts. --quick also sets ``args.repeats`` to ``quick_repeats``.
+    """
+    if frames is not None:
+        default, quick = (" ".join(map(str, counts)) for counts in frames)
+        parser.add_argument(
+            "--frames", nargs="+", type=int, default=None, help=f"default {default} (quick: {quick})"
+        )
+    args = parser.parse_args()
+    device = setup(args)
+    if frames is not None and args.frames is None:
+        args.frames = frames[1] if args.quick else frames[0]
+    if args.quick:
+        args.repeats = quick_repeats
+    return args, device
+
+
 def setup(args: argparse.Namespace) -> torch.device:
     """Apply --threads, validate --device and print what the run is measured on."""
     if args.threads is not None:

@@ -7,40 +7,31 @@
 
 from __future__ import annotations
 
-import argparse
-
 import torch
 from _common import (
     MIB,
-    add_common_args,
+    benchmark_parser,
     build_vision_model,
     clips,
     forward_flops,
+    parse_benchmark_args,
     peak_memory,
     precision,
     print_table,
-    setup,
     time_interleaved,
     vision_config,
 )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    add_common_args(parser)
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--preset", default="eva02at-b")
-    parser.add_argument("--frames", nargs="+", type=int, default=None, help="default 4 8 16 (quick: 4)")
-    args = parser.parse_args()
-    device = setup(args)
-    frames = args.frames or ([4] if args.quick else [4, 8, 16])
-    repeats = 2 if args.quick else args.repeats
+    args, device = parse_benchmark_args(parser, frames=([4, 8, 16], [4]))
     config = vision_config(args.preset)
     model = build_vision_model(config, device)
 
     rows = []
-    for num_frames in frames:
+    for num_frames in args.frames:
         pixel_values = clips(config, 1, num_frames, device)
         for dtype in args.dtype:
 
@@ -55,7 +46,7 @@ def main() -> None:
                     )
 
             memory = {"joint": peak_memory(joint, device), "per-frame": peak_memory(per_frame, device)}
-            seconds = time_interleaved({"joint": joint, "per-frame": per_frame}, repeats, device)
+            seconds = time_interleaved({"joint": joint, "per-frame": per_frame}, args.repeats, device)
             flops = {
                 "joint": forward_flops(config, 1, num_frames),
                 "per-frame": forward_flops(config, num_frames, 1),
@@ -74,7 +65,7 @@ def main() -> None:
             )
             print(rows[-1], flush=True)
     print_table(
-        rows, f"Joint attention vs per-frame + mean pool, {args.preset}, batch 1 (median of {repeats})"
+        rows, f"Joint attention vs per-frame + mean pool, {args.preset}, batch 1 (median of {args.repeats})"
     )
 
 

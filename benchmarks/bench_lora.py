@@ -17,11 +17,10 @@ both cases interleaved in one process; full fine-tuning is the baseline.
 
 from __future__ import annotations
 
-import argparse
 import copy
 
 import torch
-from _common import MIB, add_common_args, peak_memory, print_table, setup, time_interleaved
+from _common import MIB, benchmark_parser, parse_benchmark_args, peak_memory, print_table, time_interleaved
 
 from eva02at_hf import EVA02ATConfig, EVA02ATForVideoTextRetrieval
 from eva02at_hf.training import LORA_TARGET_MODULES, add_lora
@@ -94,10 +93,7 @@ def gib(value: float) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    add_common_args(parser)
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--preset", default="eva02at-b")
     parser.add_argument("--lora-r", type=int, default=8)
     parser.add_argument("--frames", type=int, default=16, help="clip length of the estimate (recipe: 16)")
@@ -105,8 +101,7 @@ def main() -> None:
     parser.add_argument("--measure-frames", type=int, default=1, help="clip length of the measured step")
     parser.add_argument("--measure-batch-size", type=int, default=2, help="clips of the measured step (>= 2)")
     parser.add_argument("--no-measure", action="store_true", help="estimate only")
-    args = parser.parse_args()
-    device = setup(args)
+    args, device = parse_benchmark_args(parser)
     config = EVA02ATConfig.from_preset(args.preset)
     cases = {"full": None, f"LoRA r={args.lora_r}": args.lora_r}
 

@@ -10,20 +10,19 @@ Cases run interleaved in one process; peak memory is measured on a separate step
 
 from __future__ import annotations
 
-import argparse
 import itertools
 
 import torch
 from _common import (
     DTYPES,
     MIB,
-    add_common_args,
+    benchmark_parser,
     build_vision_model,
     clips,
+    parse_benchmark_args,
     peak_memory,
     precision,
     print_table,
-    setup,
     time_interleaved,
     vision_config,
 )
@@ -32,17 +31,10 @@ from eva02at_hf.utils.memory import estimate_activation_memory
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    add_common_args(parser)
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--preset", default="eva02at-b")
-    parser.add_argument("--frames", nargs="+", type=int, default=None, help="default 4 8 (quick: 1)")
     parser.add_argument("--batch-size", type=int, default=1)
-    args = parser.parse_args()
-    device = setup(args)
-    frames = args.frames or ([1] if args.quick else [4, 8])
-    repeats = 2 if args.quick else args.repeats
+    args, device = parse_benchmark_args(parser, frames=([4, 8], [1]))
     config = vision_config(args.preset)
     model = build_vision_model(config, device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
@@ -58,16 +50,16 @@ def main() -> None:
         loss.backward()
         optimizer.step()
 
-    step(False, "fp32", clips(config, args.batch_size, frames[0], device))  # creates the AdamW state
+    step(False, "fp32", clips(config, args.batch_size, args.frames[0], device))  # creates the AdamW state
     rows = []
-    for num_frames in frames:
+    for num_frames in args.frames:
         pixel_values = clips(config, args.batch_size, num_frames, device)
         cases = {
             (checkpointing, dtype): lambda c=checkpointing, d=dtype, x=pixel_values: step(c, d, x)
             for checkpointing, dtype in itertools.product([False, True], args.dtype)
         }
         memory = {case: peak_memory(fn, device) for case, fn in cases.items()}
-        seconds = time_interleaved(cases, repeats, device)
+        seconds = time_interleaved(cases, args.repeats, device)
         for (checkpointing, dtype), time_s in seconds.items():
             estimate = (
                 estimate_activation_memory(
@@ -95,7 +87,7 @@ def main() -> None:
                 }
             )
             print(rows[-1], flush=True)
-    print_table(rows, f"Training step, {args.preset}, batch {args.batch_size} (median of {repeats})")
+    print_table(rows, f"Training step, {args.preset}, batch {args.batch_size} (median of {args.repeats})")
 
 
 if __name__ == "__main__":

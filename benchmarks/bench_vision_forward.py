@@ -11,22 +11,21 @@ process (baseline: eager fp32); the first, memory-tracked call of each case is i
 
 from __future__ import annotations
 
-import argparse
 import itertools
 
 import torch
 from _common import (
     MIB,
-    add_common_args,
+    benchmark_parser,
     build_vision_model,
     clips,
     forward_flops,
     matmul_peak_flops,
+    parse_benchmark_args,
     peak_memory,
     precision,
     print_table,
     sdpa_kernel_for,
-    setup,
     time_interleaved,
     vision_config,
 )
@@ -35,17 +34,10 @@ BATCH_SIZES = {"eva02at-b": 1, "eva02at-l": 1, "eva02at-tiny": 8}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    add_common_args(parser)
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--presets", nargs="+", default=["eva02at-tiny", "eva02at-b"])
-    parser.add_argument("--frames", nargs="+", type=int, default=None, help="default 1 4 8 16 (quick: 1 4)")
     parser.add_argument("--batch-size", type=int, default=None, help="default: 1 for B / L, 8 for tiny")
-    args = parser.parse_args()
-    device = setup(args)
-    frames = args.frames or ([1, 4] if args.quick else [1, 4, 8, 16])
-    repeats = 2 if args.quick else args.repeats
+    args, device = parse_benchmark_args(parser, frames=([1, 4, 8, 16], [1, 4]))
 
     peaks = {dtype: matmul_peak_flops(device, dtype) for dtype in args.dtype}
     print_table(
@@ -58,7 +50,7 @@ def main() -> None:
         config = vision_config(preset)
         model = build_vision_model(config, device)
         batch_size = args.batch_size or BATCH_SIZES.get(preset, 1)
-        for num_frames in frames:
+        for num_frames in args.frames:
             pixel_values = clips(config, batch_size, num_frames, device)
             flops = forward_flops(config, batch_size, num_frames)
             cases, memory = {}, {}
@@ -76,7 +68,7 @@ def main() -> None:
 
                 memory[(attn, dtype)] = peak_memory(forward, device)
                 cases[(attn, dtype)] = forward
-            seconds = time_interleaved(cases, repeats, device)
+            seconds = time_interleaved(cases, args.repeats, device)
             baseline = seconds[("eager", args.dtype[0])]
             for (attn, dtype), time_s in seconds.items():
                 rows.append(
@@ -98,7 +90,7 @@ def main() -> None:
                     }
                 )
                 print(rows[-1], flush=True)
-    print_table(rows, f"Vision tower forward (median of {repeats}, interleaved)")
+    print_table(rows, f"Vision tower forward (median of {args.repeats}, interleaved)")
 
 
 if __name__ == "__main__":

@@ -9,26 +9,19 @@ ours / timm (>= 1 means ours is not slower) and the largest difference of the fi
 
 from __future__ import annotations
 
-import argparse
-
 import timm
 import torch
-from _common import add_common_args, precision, print_table, setup, time_interleaved
+from _common import benchmark_parser, parse_benchmark_args, precision, print_table, time_interleaved
 
 from eva02at_hf.apps.conversion import convert_checkpoint
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    add_common_args(parser)
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--batch-size", type=int, default=None, help="images per batch (default 8, quick 2)")
     parser.set_defaults(repeats=5)
-    args = parser.parse_args()
-    device = setup(args)
+    args, device = parse_benchmark_args(parser, quick_repeats=3)
     batch_size = args.batch_size or (2 if args.quick else 8)
-    repeats = 3 if args.quick else args.repeats
 
     torch.manual_seed(0)
     reference = timm.create_model("eva02_base_patch16_clip_224", pretrained=False).to(device).eval()
@@ -47,7 +40,7 @@ def main() -> None:
                 return ours(pixel_values=images[:, None]).last_hidden_state
 
         max_diff = (run_timm().float() - run_ours().float()).abs().max().item()
-        seconds = time_interleaved({"timm": run_timm, "ours": run_ours}, repeats, device)
+        seconds = time_interleaved({"timm": run_timm, "ours": run_ours}, args.repeats, device)
         rows.append(
             {
                 "dtype": dtype,
@@ -59,7 +52,7 @@ def main() -> None:
             }
         )
         print(rows[-1], flush=True)
-    print_table(rows, f"EVA02-CLIP-B/16 at one frame, ours vs timm (median of {repeats}, interleaved)")
+    print_table(rows, f"EVA02-CLIP-B/16 at one frame, ours vs timm (median of {args.repeats}, interleaved)")
 
 
 if __name__ == "__main__":
