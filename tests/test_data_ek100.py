@@ -238,6 +238,11 @@ def test_bad_rows_raise_policy(annotations, tmp_path):
         _load(data, videos, tmp_path, on_bad_row="ignore")
 
 
+def test_unknown_split_names_the_argument_and_the_choices(tmp_path):
+    with pytest.raises(ValueError, match=r"`split` must be one of \('train', 'test'\), got 'val'"):
+        load_ek100_sentences(tmp_path, "val")
+
+
 def test_missing_files_and_columns(annotations, tmp_path):
     data, videos = annotations
     with pytest.raises(ValueError, match="split 'train' not available"):

@@ -247,8 +247,7 @@ class LocalVideoConfig(datasets.BuilderConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.on_bad_row not in ON_BAD_ROW:
-            raise ValueError(f"`on_bad_row` must be one of {ON_BAD_ROW}, got {self.on_bad_row!r}")
+        check_choice("on_bad_row", self.on_bad_row, ON_BAD_ROW)
         if self.data_dir is None or not os.path.isdir(self.data_dir):
             raise FileNotFoundError(
                 f"`data_dir` must be an existing folder of annotation files, got {self.data_dir!r}"
@@ -324,6 +323,28 @@ class LocalVideoBuilder(datasets.GeneratorBasedBuilder):
             )
         with open(path) as handle:
             return BadRowReport(**json.load(handle))
+
+
+def check_choice(name: str, value: object, choices: Sequence[object]) -> None:
+    """Raise ``ValueError`` naming the argument ``name`` unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"`{name}` must be one of {tuple(choices)}, got {value!r}")
+
+
+def load_local_split(
+    builder_class: type[LocalVideoBuilder],
+    data_dir: str | os.PathLike,
+    video_root: str | os.PathLike,
+    split: str,
+    cache_dir: str | None = None,
+    **config_kwargs,
+) -> datasets.Dataset:
+    """`load_split` of ``builder_class`` over ``data_dir`` (annotations) and ``video_root`` (videos), cached in
+    ``cache_dir``; ``config_kwargs`` are the builder config's other fields."""
+    builder = builder_class(
+        data_dir=os.fspath(data_dir), video_root=os.fspath(video_root), cache_dir=cache_dir, **config_kwargs
+    )
+    return load_split(builder, split)
 
 
 def load_split(builder: LocalVideoBuilder, split: str) -> datasets.Dataset:

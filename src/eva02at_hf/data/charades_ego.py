@@ -26,9 +26,10 @@ from ._common import (
     BadRow,
     LocalVideoBuilder,
     LocalVideoConfig,
+    check_choice,
     check_columns,
     check_window,
-    load_split,
+    load_local_split,
     parse_float,
     read_table,
 )
@@ -93,8 +94,7 @@ class CharadesEgoConfig(LocalVideoConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.segment_labels not in SEGMENT_LABELS:
-            raise ValueError(f"`segment_labels` must be one of {SEGMENT_LABELS}, got {self.segment_labels!r}")
+        check_choice("segment_labels", self.segment_labels, SEGMENT_LABELS)
 
 
 class CharadesEgoBuilder(LocalVideoBuilder):
@@ -204,7 +204,4 @@ def load_charades_ego(
     ``config_kwargs``: ``trimmed``, ``segment_labels`` (see `CharadesEgoConfig`) and those of `LocalVideoConfig`
     (``chunk_len``, ``ext``, ``on_bad_row``).
     """
-    builder = CharadesEgoBuilder(
-        data_dir=os.fspath(data_dir), video_root=os.fspath(video_root), cache_dir=cache_dir, **config_kwargs
-    )
-    return load_split(builder, split)
+    return load_local_split(CharadesEgoBuilder, data_dir, video_root, split, cache_dir, **config_kwargs)

@@ -49,7 +49,7 @@ from ._common import (
     LocalVideoConfig,
     check_columns,
     check_window,
-    load_split,
+    load_local_split,
     parse_float,
     parse_int,
     parse_int_list,
@@ -386,20 +386,14 @@ def load_egoclip(
     data_dir: str | os.PathLike, video_root: str | os.PathLike, cache_dir: str | None = None, **config_kwargs
 ) -> datasets.Dataset:
     """EgoClip pairs (``egoclip.csv``) built by `EgoClipBuilder`; ``config_kwargs`` as in `LocalVideoConfig`."""
-    builder = EgoClipBuilder(
-        data_dir=os.fspath(data_dir), video_root=os.fspath(video_root), cache_dir=cache_dir, **config_kwargs
-    )
-    return load_split(builder, "train")
+    return load_local_split(EgoClipBuilder, data_dir, video_root, "train", cache_dir, **config_kwargs)
 
 
 def load_egomcq(
     data_dir: str | os.PathLike, video_root: str | os.PathLike, cache_dir: str | None = None, **config_kwargs
 ) -> datasets.Dataset:
     """EgoMCQ questions (``egomcq.json``) built by `EgoMCQBuilder`; ``config_kwargs`` as in `LocalVideoConfig`."""
-    builder = EgoMCQBuilder(
-        data_dir=os.fspath(data_dir), video_root=os.fspath(video_root), cache_dir=cache_dir, **config_kwargs
-    )
-    return load_split(builder, "validation")
+    return load_local_split(EgoMCQBuilder, data_dir, video_root, "validation", cache_dir, **config_kwargs)
 
 
 def load_egoclip_plus(
@@ -413,11 +407,12 @@ def load_egoclip_plus(
 
     ``config_kwargs`` as in `LocalVideoConfig` (``chunk_len``, ``ext``, ``on_bad_row``).
     """
-    builder = EgoClipPlusBuilder(
-        data_dir=os.fspath(data_dir),
-        video_root=os.fspath(video_root),
+    return load_local_split(
+        EgoClipPlusBuilder,
+        data_dir,
+        video_root,
+        "train",
+        cache_dir,
         annotation_file=annotation_file,
-        cache_dir=cache_dir,
         **config_kwargs,
     )
-    return load_split(builder, "train")

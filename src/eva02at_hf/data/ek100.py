@@ -33,9 +33,10 @@ from ._common import (
     CLIP_FEATURES,
     BadRow,
     LocalVideoBuilder,
+    check_choice,
     check_columns,
     check_window,
-    load_split,
+    load_local_split,
     parse_class_id,
     parse_int_list,
     parse_timestamp,
@@ -161,10 +162,7 @@ def load_ek100_mir(
 
     ``config_kwargs``: ``chunk_len``, ``ext``, ``on_bad_row`` (see `LocalVideoConfig`).
     """
-    builder = EK100MIRBuilder(
-        data_dir=os.fspath(data_dir), video_root=os.fspath(video_root), cache_dir=cache_dir, **config_kwargs
-    )
-    return load_split(builder, split)
+    return load_local_split(EK100MIRBuilder, data_dir, video_root, split, cache_dir, **config_kwargs)
 
 
 def load_ek100_sentences(data_dir: str | os.PathLike, split: str) -> datasets.Dataset:
@@ -176,8 +174,7 @@ def load_ek100_sentences(data_dir: str | os.PathLike, split: str) -> datasets.Da
     so a malformed sentence row raises ``ValueError`` naming the file and row the bad value came from (for test,
     the clip file's row) instead of being skipped.
     """
-    if split not in SPLITS:
-        raise ValueError(f"`split` must be one of {SPLITS}, got {split!r}")
+    check_choice("split", split, SPLITS)
     path = os.path.join(os.fspath(data_dir), SENTENCE_FILE.format(split=split))
     if not os.path.isfile(path):
         raise FileNotFoundError(f"sentence file not found: {path}")
