@@ -59,8 +59,15 @@ class Row:
 VIT_PRESET = "vit-tiny"
 
 
-def _encoding(name: str, **vision: Any) -> dict[str, Any]:
-    return {"vision_config": {"temporal_position_encoding": name, **vision}}
+def _temporal(use_temporal_embedding: bool, temporal_rope: str, **vision: Any) -> dict[str, Any]:
+    """The vision-config overrides of one temporal-encoding row (Table IV)."""
+    return {
+        "vision_config": {
+            "use_temporal_embedding": use_temporal_embedding,
+            "temporal_rope": temporal_rope,
+            **vision,
+        }
+    }
 
 
 @dataclass(frozen=True)
@@ -75,10 +82,10 @@ STUDIES = {
         "actions",
         8,
         (
-            Row("SMS, authors' edge 1.1/240", _encoding("learnable+rope")),
-            Row("SMS, paper's edge 0.1", _encoding("learnable+rope"), sms_preset="paper"),
-            Row("adaptive MI-MM", _encoding("learnable+rope"), loss="adaptive_mimm"),
-            Row("InfoNCE", _encoding("learnable+rope"), loss="infonce"),
+            Row("SMS, authors' edge 1.1/240", _temporal(True, "additive")),
+            Row("SMS, paper's edge 0.1", _temporal(True, "additive"), sms_preset="paper"),
+            Row("adaptive MI-MM", _temporal(True, "additive"), loss="adaptive_mimm"),
+            Row("InfoNCE", _temporal(True, "additive"), loss="infonce"),
             Row("ViT, SMS", preset=VIT_PRESET),
             Row("ViT, adaptive MI-MM", preset=VIT_PRESET, loss="adaptive_mimm"),
             Row("ViT, InfoNCE", preset=VIT_PRESET, loss="infonce"),
@@ -88,10 +95,10 @@ STUDIES = {
         "event_order",
         24,
         (
-            Row("learnable+RoPE", _encoding("learnable+rope")),
-            Row("learnable", _encoding("learnable")),
-            Row("RoPE", _encoding("rope")),
-            Row("RoPE, rescaled positions", _encoding("rope", temporal_rope_positions="rescaled")),
+            Row("learnable+RoPE", _temporal(True, "additive")),
+            Row("learnable", _temporal(True, "none")),
+            Row("RoPE", _temporal(False, "additive")),
+            Row("RoPE, rescaled positions", _temporal(False, "additive", temporal_rope_positions="rescaled")),
             Row("ViT, learnable", preset=VIT_PRESET),
         ),
     ),

@@ -104,6 +104,8 @@ def test_bad_pixel_values_shape_is_a_clear_error(tiny_model) -> None:
     ("field", "value"),
     [
         ("temporal_position_encoding", "sinusoidal"),
+        ("temporal_rope", "sinusoidal"),
+        ("use_temporal_embedding", "yes"),
         ("temporal_rope_positions", "seconds"),
         ("num_attention_heads", 5),
     ],
@@ -118,12 +120,18 @@ def test_unknown_preset_is_rejected() -> None:
         EVA02ATConfig.from_preset("eva02at-xl")
 
 
-@pytest.mark.parametrize("encoding", ["learnable", "rope", "learnable+rope", "split_3d_rope"])
-def test_every_temporal_encoding_runs(tiny_config, tiny_inputs, encoding: str) -> None:
-    config = EVA02ATConfig.from_preset("eva02at-tiny", vision_config={"temporal_position_encoding": encoding})
+@pytest.mark.parametrize("use_temporal_embedding", [True, False])
+@pytest.mark.parametrize("temporal_rope", ["none", "additive", "split_3d"])
+def test_every_temporal_encoding_runs(
+    tiny_config, tiny_inputs, use_temporal_embedding: bool, temporal_rope: str
+) -> None:
+    config = EVA02ATConfig.from_preset(
+        "eva02at-tiny",
+        vision_config={"use_temporal_embedding": use_temporal_embedding, "temporal_rope": temporal_rope},
+    )
     model = EVA02ATVisionModel(config.vision_config).eval()
     has_pt = model.embeddings.temporal_embedding is not None
-    assert has_pt == (encoding in ("learnable", "learnable+rope"))
+    assert has_pt == use_temporal_embedding
     with torch.no_grad():
         out = model(pixel_values=tiny_inputs["pixel_values"])
     assert torch.isfinite(out.pooler_output).all()

@@ -4,7 +4,7 @@ import pytest
 import torch
 from timm.layers import RotaryEmbeddingCat
 
-from eva02at_hf import EVA02ATVisionConfig
+from eva02at_hf import EVA02ATConfig, EVA02ATVisionConfig, EVA02ATVisionModel, modeling_eva02at
 from eva02at_hf.modeling_eva02at import EVA02ATRotaryEmbedding
 from eva02at_hf.rope import (
     angles_to_sincos,
@@ -64,15 +64,19 @@ def _scores(angles: torch.Tensor, head_dim: int) -> torch.Tensor:
     return rotated_q @ rotated_k.t()
 
 
-@pytest.mark.parametrize("encoding", ["rope", "learnable+rope", "split_3d_rope"])
-def test_scores_depend_only_on_relative_position(encoding: str) -> None:
+@pytest.mark.parametrize(
+    ("use_temporal_embedding", "temporal_rope"),
+    [(False, "additive"), (True, "additive"), (False, "split_3d")],
+)
+def test_scores_depend_only_on_relative_position(use_temporal_embedding: bool, temporal_rope: str) -> None:
     frames, height, width, head_dim = 3, 4, 5, 32
     config = EVA02ATVisionConfig(
         hidden_size=64,
         num_attention_heads=2,
         num_frames=frames,
         rope_reference_grid_size=height,
-        temporal_position_encoding=encoding,
+        use_temporal_embedding=use_temporal_embedding,
+        temporal_rope=temporal_rope,
         image_size=64,
         patch_size=16,
     )
@@ -102,7 +106,7 @@ def test_every_rotary_pair_receives_a_temporal_angle() -> None:
 
 
 def test_learnable_only_has_no_temporal_rotation_and_rescaled_positions() -> None:
-    learnable = EVA02ATRotaryEmbedding(EVA02ATVisionConfig(temporal_position_encoding="learnable"))
+    learnable = EVA02ATRotaryEmbedding(EVA02ATVisionConfig(temporal_rope="none"))
     angles = learnable.angles(3, (14, 14))
     assert torch.equal(angles[:196], angles[392:])
     rescaled = EVA02ATRotaryEmbedding(EVA02ATVisionConfig(num_frames=16, temporal_rope_positions="rescaled"))
@@ -130,3 +134,50 @@ def test_rope_keeps_float32_angles_for_bf16_activations() -> None:
     assert low.dtype == torch.bfloat16
     # Only the input/output rounding of bf16 remains (relative error ~ 2^-8), not angle error.
     assert torch.allclose(low.float(), reference, atol=0.05, rtol=0.02)
+
+
+def _tiny_vision_model(temporal_rope: str) -> EVA02ATVisionModel:
+    torch.manual_seed(0)
+    config = EVA02ATConfig.from_preset(
+        "eva02at-tiny",
+        vision_config={"temporal_rope": temporal_rope, "temporal_embedding_init": "trunc_normal"},
+    ).vision_config
+    return EVA02ATVisionModel(config).eval()
+
+
+def test_no_temporal_rope_is_timms_image_rope_on_every_frame(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = _tiny_vision_model("none")
+
+    def no_temporal_angles(*args, **kwargs):
+        raise AssertionError("temporal RoPE angles computed for temporal_rope='none'")
+
+    monkeypatch.setattr(modeling_eva02at, "temporal_rope_angles", no_temporal_angles)
+    frames, grid = 3, (4, 4)
+    table = model.rotary_embedding(frames, grid, torch.device("cpu"))
+    timm_image = RotaryEmbeddingCat(
+        dim=32, in_pixels=False, feat_shape=list(grid), ref_feat_shape=[4, 4]
+    ).get_embed()
+    identity = torch.cat([torch.zeros(32), torch.ones(32)])[None]
+    assert torch.allclose(table, torch.cat([identity, *[timm_image] * frames]), atol=1e-6)
+    with torch.no_grad():
+        model(pixel_values=torch.randn(1, frames, 3, 32, 32))
+    # The patch is live: the additive RoPE does go through it.
+    with pytest.raises(AssertionError, match="temporal RoPE angles computed"):
+        _tiny_vision_model("additive")(pixel_values=torch.randn(1, frames, 3, 32, 32))
+
+
+@pytest.mark.parametrize(("temporal_rope", "frame_order_invariant"), [("none", True), ("additive", False)])
+def test_without_temporal_rope_frames_are_ordered_by_the_temporal_embedding_alone(
+    temporal_rope: str, frame_order_invariant: bool
+) -> None:
+    """Joint attention is permutation-equivariant over tokens, so with no temporal rotation, reordering the frames
+    together with the rows of P_t leaves the CLS output unchanged; a temporal rotation breaks that."""
+    model = _tiny_vision_model(temporal_rope)
+    clip = torch.randn(2, 8, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    order = torch.tensor([3, 0, 7, 1, 6, 2, 5, 4])
+    permuted = _tiny_vision_model(temporal_rope)
+    with torch.no_grad():
+        permuted.embeddings.temporal_embedding.copy_(model.embeddings.temporal_embedding[:, order])
+        base = model(pixel_values=clip).pooler_output
+        reordered = permuted(pixel_values=clip[:, order]).pooler_output
+    assert torch.allclose(base, reordered, atol=1e-5) == frame_order_invariant

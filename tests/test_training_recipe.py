@@ -150,7 +150,7 @@ def test_temporal_embedding_init_options() -> None:
     )
     embedding = EVA02ATForVideoTextRetrieval(config).vision_model.embeddings.temporal_embedding
     assert 0.015 < embedding.std().item() < 0.025 and embedding.abs().max() <= 2.0
-    rope_only = {"temporal_embedding_init": "trunc_normal", "temporal_position_encoding": "rope"}
+    rope_only = {"temporal_embedding_init": "trunc_normal", "use_temporal_embedding": False}
     assert (
         EVA02ATForVideoTextRetrieval(
             EVA02ATConfig.from_preset("eva02at-tiny", vision_config=rope_only)

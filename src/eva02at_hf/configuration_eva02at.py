@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
-from typing import Any
+from typing import Any, Literal, get_args
 
 from huggingface_hub.dataclasses import strict
 from transformers.activations import ACT2FN
 from transformers.configuration_utils import PreTrainedConfig
 from transformers.models.clip.configuration_clip import CLIPTextConfig
 
-TEMPORAL_POSITION_ENCODINGS = ("learnable", "rope", "learnable+rope", "split_3d_rope")
+TemporalRope = Literal["none", "additive", "split_3d"]
+TEMPORAL_ROPES: tuple[str, ...] = get_args(TemporalRope)
 TEMPORAL_ROPE_POSITIONS = ("index", "rescaled")
 TEMPORAL_EMBEDDING_INITS = ("zeros", "trunc_normal")
 
@@ -36,6 +38,53 @@ def pipelines_not_registered(custom_pipelines: dict[str, Any] | None) -> dict[st
     return kept
 
 
+# The single `temporal_position_encoding` string that older configs hold for both temporal choices.
+LEGACY_TEMPORAL_POSITION_ENCODINGS: dict[str, dict[str, Any]] = {
+    "learnable+rope": {"use_temporal_embedding": True, "temporal_rope": "additive"},
+    "learnable": {"use_temporal_embedding": True, "temporal_rope": "none"},
+    "rope": {"use_temporal_embedding": False, "temporal_rope": "additive"},
+    "split_3d_rope": {"use_temporal_embedding": False, "temporal_rope": "split_3d"},
+}
+
+
+def temporal_fields_from_legacy(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Replace a legacy `temporal_position_encoding` in config kwargs by `use_temporal_embedding` and
+    `temporal_rope`; an unknown value, or a new field given with a value that contradicts it, is an error."""
+    if "temporal_position_encoding" not in kwargs:
+        return kwargs
+    kwargs = dict(kwargs)
+    legacy = kwargs.pop("temporal_position_encoding")
+    if legacy not in LEGACY_TEMPORAL_POSITION_ENCODINGS:
+        raise ValueError(
+            f"temporal_position_encoding={legacy!r} is not one of {tuple(LEGACY_TEMPORAL_POSITION_ENCODINGS)}; "
+            "new configs set use_temporal_embedding and temporal_rope instead."
+        )
+    fields = LEGACY_TEMPORAL_POSITION_ENCODINGS[legacy]
+    contradicting = {
+        name: kwargs[name] for name, value in fields.items() if name in kwargs and kwargs[name] != value
+    }
+    if contradicting:
+        raise ValueError(
+            f"temporal_position_encoding={legacy!r} means {fields}, which contradicts {contradicting}; "
+            "pass only use_temporal_embedding and temporal_rope."
+        )
+    return {**kwargs, **fields}
+
+
+def accepts_legacy_temporal_position_encoding(config_class: type[PreTrainedConfig]) -> type[PreTrainedConfig]:
+    """Map a legacy `temporal_position_encoding` before the dataclass `__init__` sees the kwargs, so that
+    `EVA02ATVisionConfig(temporal_position_encoding=...)` and `from_pretrained` of older `config.json` files build
+    the same config as the two new fields (and save only those)."""
+    init = config_class.__init__
+
+    @functools.wraps(init)
+    def __init__(self: PreTrainedConfig, **kwargs: Any) -> None:
+        init(self, **temporal_fields_from_legacy(kwargs))
+
+    config_class.__init__ = __init__
+    return config_class
+
+
 def validate_video_tower(config: PreTrainedConfig) -> None:
     """The shape checks both video towers need: heads dividing the width, whole patches, at least one frame."""
     if config.hidden_size % config.num_attention_heads != 0:
@@ -52,7 +101,32 @@ def validate_video_tower(config: PreTrainedConfig) -> None:
 
 
 @strict
-class EVA02ATVisionConfig(PreTrainedConfig):
+class EVA02ATVideoTowerConfig(PreTrainedConfig):
+    """The fields both video towers have: the transformer's shape, the clip geometry and the initialisation.
+
+    Not a model's configuration itself; [`EVA02ATVisionConfig`] and [`EVA02ATViTVisionConfig`] document them and
+    set their own defaults.
+    """
+
+    base_config_key = "vision_config"
+
+    hidden_size: int = 768
+    intermediate_size: int = 2048
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    num_channels: int = 3
+    image_size: int = 224
+    patch_size: int = 16
+    num_frames: int = 16
+    hidden_act: str = "silu"
+    layer_norm_eps: float = 1e-6
+    attention_dropout: float = 0.0
+    initializer_range: float = 0.02
+
+
+@accepts_legacy_temporal_position_encoding
+@strict
+class EVA02ATVisionConfig(EVA02ATVideoTowerConfig):
     r"""Configuration of [`EVA02ATVisionModel`], the EVA02 image transformer turned video encoder (paper Sec. IV-A).
 
     Defaults reproduce the EVA02-CLIP-B/16 vision tower (timm `eva02_base_patch16_clip_224`).
@@ -75,14 +149,19 @@ class EVA02ATVisionConfig(PreTrainedConfig):
             at any T before training, the model is exactly the image model it was converted from;
             `"trunc_normal"`: truncated normal with std `initializer_range` (0.02), what the authors' code does
             (it overwrites the zeros), so that frames differ from the first step.
-        temporal_position_encoding (`str`): how time is encoded, the ablation of Table IV:
-            `"learnable+rope"` (default, the paper's best): learnable P_t (Eq. 7) plus the spatial-temporal RoPE
-            whose temporal angles span the whole head dimension and add to the 2D spatial angles (Eqs. 8-10);
-            `"learnable"`: learnable P_t, and the image model's 2D RoPE only;
-            `"rope"`: no P_t, spatial-temporal RoPE only;
-            `"split_3d_rope"`: the CogVideoX baseline, no P_t and a 3D RoPE whose head dimension is split into
-            3/8 (height), 3/8 (width) and 1/4 (time) slices. This option is not an image model at one frame:
-            the spatial slices differ from EVA02's 2D RoPE.
+        use_temporal_embedding (`bool`): whether the tower holds the learnable temporal embedding P_t of Eq. 7,
+            added to every patch of its frame. `True` (default, the paper's).
+        temporal_rope (`str`): the temporal rotary encoding. `"additive"` (default, the paper's): the
+            spatial-temporal RoPE whose 1D temporal angles span the whole head dimension and add to EVA02's 2D
+            spatial angles (R_xy+t = R_xy * R_t, Eqs. 8-10), so one frame at t = 0 is exactly the image model;
+            `"none"`: the image model's 2D RoPE on every frame, no temporal rotation at all; `"split_3d"`: the
+            CogVideoX baseline, a 3D RoPE whose head dimension is split into 1/4 (time), 3/8 (height) and 3/8
+            (width) slices over integer coordinates (head dimension divisible by 16). `"split_3d"` is not an image
+            model at one frame: its spatial slices differ from EVA02's 2D RoPE. The `temporal_rope_*` fields apply
+            to `"additive"` only. Table IV's rows: learnable + RoPE (`True`, `"additive"`), learnable (`True`,
+            `"none"`), RoPE (`False`, `"additive"`). Configs saved with the older single field
+            `temporal_position_encoding` (`"learnable+rope"`, `"learnable"`, `"rope"`, `"split_3d_rope"`) load as
+            these pairs (`LEGACY_TEMPORAL_POSITION_ENCODINGS`).
         rope_theta (`float`): base of the spatial RoPE frequencies (EVA02: 10000).
         rope_reference_grid_size (`int`): EVA02 rescales patch coordinates so the grid spans this many
             positions whatever the input resolution (timm's `ref_feat_shape`, 16 for both EVA02-CLIP B/16 and
@@ -101,22 +180,10 @@ class EVA02ATVisionConfig(PreTrainedConfig):
     """
 
     model_type = "eva02at_vision_model"
-    base_config_key = "vision_config"
 
-    hidden_size: int = 768
-    intermediate_size: int = 2048
-    num_hidden_layers: int = 12
-    num_attention_heads: int = 12
-    num_channels: int = 3
-    image_size: int = 224
-    patch_size: int = 16
-    num_frames: int = 16
-    hidden_act: str = "silu"
-    layer_norm_eps: float = 1e-6
-    attention_dropout: float = 0.0
-    initializer_range: float = 0.02
     temporal_embedding_init: str = "zeros"
-    temporal_position_encoding: str = "learnable+rope"
+    use_temporal_embedding: bool = True
+    temporal_rope: TemporalRope = "additive"
     rope_theta: float = 10000.0
     rope_reference_grid_size: int = 16
     temporal_rope_theta: float = 10000.0
@@ -129,13 +196,16 @@ class EVA02ATVisionConfig(PreTrainedConfig):
         head_dim = self.hidden_size // self.num_attention_heads
         if head_dim % 4 != 0:
             raise ValueError(f"The head dimension ({head_dim}) must be divisible by 4 for the 2D RoPE.")
-        if self.temporal_position_encoding not in TEMPORAL_POSITION_ENCODINGS:
+        if not isinstance(self.use_temporal_embedding, bool):
             raise ValueError(
-                f"temporal_position_encoding={self.temporal_position_encoding!r} is not one of "
-                f"{TEMPORAL_POSITION_ENCODINGS}."
+                f"use_temporal_embedding must be True or False, got {self.use_temporal_embedding!r}."
             )
-        if self.temporal_position_encoding == "split_3d_rope" and head_dim % 16 != 0:
-            raise ValueError(f"split_3d_rope needs a head dimension divisible by 16, got {head_dim}.")
+        if self.temporal_rope not in TEMPORAL_ROPES:
+            raise ValueError(f"temporal_rope={self.temporal_rope!r} is not one of {TEMPORAL_ROPES}.")
+        if self.temporal_rope == "split_3d" and head_dim % 16 != 0:
+            raise ValueError(
+                f"temporal_rope='split_3d' needs a head dimension divisible by 16, got {head_dim}."
+            )
         if self.temporal_embedding_init not in TEMPORAL_EMBEDDING_INITS:
             raise ValueError(
                 f"temporal_embedding_init={self.temporal_embedding_init!r} is not one of {TEMPORAL_EMBEDDING_INITS}."
@@ -150,13 +220,21 @@ class EVA02ATVisionConfig(PreTrainedConfig):
             )
 
     @property
-    def uses_learnable_temporal_embedding(self) -> bool:
-        """Whether the tower holds the learnable temporal embedding P_t of Eq. 7."""
-        return self.temporal_position_encoding in ("learnable", "learnable+rope")
+    def temporal_position_encoding(self) -> str:
+        """Gone: split into `use_temporal_embedding` and `temporal_rope`. Reading it is an error; assigning a legacy
+        value sets the two fields, so older scripts that assign it do not silently build the default model."""
+        raise AttributeError(
+            "temporal_position_encoding was split into use_temporal_embedding and temporal_rope; read those."
+        )
+
+    @temporal_position_encoding.setter
+    def temporal_position_encoding(self, value: str) -> None:
+        for name, field_value in temporal_fields_from_legacy({"temporal_position_encoding": value}).items():
+            setattr(self, name, field_value)
 
 
 @strict
-class EVA02ATViTVisionConfig(PreTrainedConfig):
+class EVA02ATViTVisionConfig(EVA02ATVideoTowerConfig):
     r"""Configuration of [`EVA02ATViTVisionModel`], the CLIP ViT video encoder of AVION: the paper's ViT baseline
     (Tables I, III, IV and V) and the backbone of the authors' AVION starting checkpoints.
 
@@ -190,31 +268,15 @@ class EVA02ATViTVisionConfig(PreTrainedConfig):
     """
 
     model_type = "eva02at_vit_vision_model"
-    base_config_key = "vision_config"
 
-    hidden_size: int = 768
     intermediate_size: int = 3072
-    num_hidden_layers: int = 12
-    num_attention_heads: int = 12
-    num_channels: int = 3
-    image_size: int = 224
-    patch_size: int = 16
-    num_frames: int = 16
     hidden_act: str = "gelu"
-    layer_norm_eps: float = 1e-6
-    attention_dropout: float = 0.0
-    initializer_range: float = 0.02
 
     def validate_architecture(self) -> None:
         """Reject shapes the tower cannot build and unknown activations, naming the offending field."""
         validate_video_tower(self)
         if self.hidden_act not in ACT2FN:
             raise ValueError(f"hidden_act={self.hidden_act!r} is not a transformers activation (ACT2FN).")
-
-    @property
-    def uses_learnable_temporal_embedding(self) -> bool:
-        """The ViT always holds P_t (AVION's `temporal_embedding`)."""
-        return True
 
 
 @strict
@@ -271,7 +333,6 @@ class EVA02ATConfig(PreTrainedConfig):
     text_config: dict | PreTrainedConfig | None = None
     projection_dim: int = 256
     logit_scale_init_value: float = math.log(1 / 0.07)
-    initializer_factor: float = 1.0
     head_init_scale: float = 1.0
 
     def validate_head_init_scale(self) -> None:
@@ -289,7 +350,10 @@ class EVA02ATConfig(PreTrainedConfig):
         ):
             eva02_only = sorted(
                 set(self.vision_config)
-                & (_field_names(EVA02ATVisionConfig) - _field_names(EVA02ATViTVisionConfig))
+                & (
+                    _field_names(EVA02ATVisionConfig) - _field_names(EVA02ATViTVisionConfig)
+                    | {"temporal_position_encoding"}
+                )
             )
             if eva02_only:
                 raise ValueError(
@@ -320,122 +384,61 @@ class EVA02ATConfig(PreTrainedConfig):
         return cls(vision_config=vision, text_config=text, **{**fields, **overrides})
 
 
+# Tower shapes by size. The EVA02-CLIP and CLIP ViT presets of a size share the transformer's shape (their MLP width
+# differs) and the text tower (open_clip's EVA02-B-16 / ViT-B-16 and EVA02-L-14 / ViT-L-14).
+_VISION_SHAPES: dict[str, dict[str, int]] = {
+    "b": {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "patch_size": 16},
+    "l": {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16, "patch_size": 14},
+    "tiny": {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2, "patch_size": 8},
+}
+_TEXT_TOWERS: dict[str, dict[str, int]] = {
+    "b": {"hidden_size": 512, "intermediate_size": 2048, "num_hidden_layers": 12, "num_attention_heads": 8},
+    "l": {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "num_attention_heads": 12},
+    "tiny": {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2},
+}
+_VIT = {"model_type": EVA02ATViTVisionConfig.model_type}
+_CLIPS = {"image_size": 224, "num_frames": 16}
+_TINY_CLIPS = {"image_size": 32, "num_frames": 8}
+
 PRESETS: dict[str, dict[str, Any]] = {
     # EVA02-CLIP-B/16 (timm `eva02_base_patch16_clip_224`, open_clip `EVA02-B-16`): 86M vision + 63M text.
     "eva02at-b": {
-        "vision_config": {
-            "hidden_size": 768,
-            "intermediate_size": 2048,
-            "num_hidden_layers": 12,
-            "num_attention_heads": 12,
-            "patch_size": 16,
-            "image_size": 224,
-            "num_frames": 16,
-        },
-        "text_config": {
-            "hidden_size": 512,
-            "intermediate_size": 2048,
-            "num_hidden_layers": 12,
-            "num_attention_heads": 8,
-        },
+        "vision_config": {**_VISION_SHAPES["b"], "intermediate_size": 2048, **_CLIPS},
+        "text_config": _TEXT_TOWERS["b"],
         "projection_dim": 256,
     },
     # EVA02-CLIP-L/14 (timm `eva02_large_patch14_clip_224`, open_clip `EVA02-L-14`): 304M vision + 124M text.
     "eva02at-l": {
-        "vision_config": {
-            "hidden_size": 1024,
-            "intermediate_size": 2730,
-            "num_hidden_layers": 24,
-            "num_attention_heads": 16,
-            "patch_size": 14,
-            "image_size": 224,
-            "num_frames": 16,
-        },
-        "text_config": {
-            "hidden_size": 768,
-            "intermediate_size": 3072,
-            "num_hidden_layers": 12,
-            "num_attention_heads": 12,
-        },
+        "vision_config": {**_VISION_SHAPES["l"], "intermediate_size": 2730, **_CLIPS},
+        "text_config": _TEXT_TOWERS["l"],
         "projection_dim": 256,
     },
     # A small model with the same architecture, for tests, the quickstart and CPU benchmarks.
     "eva02at-tiny": {
         "vision_config": {
-            "hidden_size": 64,
+            **_VISION_SHAPES["tiny"],
             "intermediate_size": 128,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "patch_size": 8,
-            "image_size": 32,
-            "num_frames": 8,
+            **_TINY_CLIPS,
             "rope_reference_grid_size": 4,
         },
-        "text_config": {
-            "hidden_size": 64,
-            "intermediate_size": 128,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-        },
+        "text_config": _TEXT_TOWERS["tiny"],
         "projection_dim": 32,
     },
     # The paper's CLIP ViT baselines (AVION's CLIP_VITB16 / CLIP_VITL14 with 256-d projections): open_clip's
     # ViT-B-16 (86M vision + 63M text) and ViT-L-14 (304M + 124M) towers.
     "vit-b": {
-        "vision_config": {
-            "model_type": EVA02ATViTVisionConfig.model_type,
-            "hidden_size": 768,
-            "intermediate_size": 3072,
-            "num_hidden_layers": 12,
-            "num_attention_heads": 12,
-            "patch_size": 16,
-            "image_size": 224,
-            "num_frames": 16,
-        },
-        "text_config": {
-            "hidden_size": 512,
-            "intermediate_size": 2048,
-            "num_hidden_layers": 12,
-            "num_attention_heads": 8,
-        },
+        "vision_config": {**_VIT, **_VISION_SHAPES["b"], "intermediate_size": 3072, **_CLIPS},
+        "text_config": _TEXT_TOWERS["b"],
         "projection_dim": 256,
     },
     "vit-l": {
-        "vision_config": {
-            "model_type": EVA02ATViTVisionConfig.model_type,
-            "hidden_size": 1024,
-            "intermediate_size": 4096,
-            "num_hidden_layers": 24,
-            "num_attention_heads": 16,
-            "patch_size": 14,
-            "image_size": 224,
-            "num_frames": 16,
-        },
-        "text_config": {
-            "hidden_size": 768,
-            "intermediate_size": 3072,
-            "num_hidden_layers": 12,
-            "num_attention_heads": 12,
-        },
+        "vision_config": {**_VIT, **_VISION_SHAPES["l"], "intermediate_size": 4096, **_CLIPS},
+        "text_config": _TEXT_TOWERS["l"],
         "projection_dim": 256,
     },
     "vit-tiny": {
-        "vision_config": {
-            "model_type": EVA02ATViTVisionConfig.model_type,
-            "hidden_size": 64,
-            "intermediate_size": 256,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "patch_size": 8,
-            "image_size": 32,
-            "num_frames": 8,
-        },
-        "text_config": {
-            "hidden_size": 64,
-            "intermediate_size": 128,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-        },
+        "vision_config": {**_VIT, **_VISION_SHAPES["tiny"], "intermediate_size": 256, **_TINY_CLIPS},
+        "text_config": _TEXT_TOWERS["tiny"],
         "projection_dim": 32,
     },
 }

@@ -110,10 +110,17 @@ class EVA02ATVisionEmbeddings(nn.Module):
     resamples the parameters themselves (used when a checkpoint is loaded at another size).
     """
 
-    def __init__(self, config: EVA02ATVisionConfig | EVA02ATViTVisionConfig, patch_bias: bool = True) -> None:
+    def __init__(
+        self,
+        config: EVA02ATVisionConfig | EVA02ATViTVisionConfig,
+        patch_bias: bool = True,
+        temporal_embedding: bool = True,
+    ) -> None:
         super().__init__()
         self.config = config
         patch, grid = config.patch_size, config.image_size // config.patch_size
+        # The paper's 1 x p x p tube kernel, saved as (D, C, 1, p, p); a temporal extent of 1 makes it a per-frame
+        # conv2d, which `forward` runs on the (B * T, C, H, W) frames so clips need no (B, C, T, H, W) transpose.
         self.patch_embedding = nn.Conv3d(
             config.num_channels,
             config.hidden_size,
@@ -125,7 +132,7 @@ class EVA02ATVisionEmbeddings(nn.Module):
         self.position_embedding = nn.Parameter(torch.zeros(1, 1 + grid * grid, config.hidden_size))
         self.temporal_embedding = (
             nn.Parameter(torch.zeros(1, config.num_frames, config.hidden_size))
-            if config.uses_learnable_temporal_embedding
+            if temporal_embedding
             else None
         )
 
@@ -190,21 +197,23 @@ class EVA02ATRotaryEmbedding(nn.Module):
         self._cache: dict[tuple[int, tuple[int, int], torch.device], torch.Tensor] = {}
 
     def angles(self, num_frames: int, grid_size: tuple[int, int]) -> torch.Tensor:
-        """Rotation angles (T * N, head_dim / 2), frame-major then row-major."""
+        """Rotation angles (T * N, head_dim / 2), frame-major then row-major: EVA02's 2D spatial angles plus each
+        frame's temporal angles (`temporal_rope="additive"`, Eqs. 8-9), the spatial angles alone on every frame
+        (`"none"`), or CogVideoX's split 3D angles (`"split_3d"`)."""
         config = self.config
-        if config.temporal_position_encoding == "split_3d_rope":
+        if config.temporal_rope == "split_3d":
             return split_3d_rope_angles(num_frames, grid_size, self.head_dim, config.rope_theta)
         spatial = spatial_rope_angles(
             grid_size, self.head_dim, config.rope_theta, config.rope_reference_grid_size
         )
+        if config.temporal_rope == "none":
+            return spatial.repeat(num_frames, 1)
         positions = torch.arange(num_frames, dtype=torch.float32)
         if config.temporal_rope_positions == "rescaled":
             positions = positions * (
                 (config.temporal_rope_reference_frames or config.num_frames) / num_frames
             )
         temporal = temporal_rope_angles(positions, self.head_dim, config.temporal_rope_theta)
-        if config.temporal_position_encoding == "learnable":
-            temporal = torch.zeros_like(temporal)
         return spatial_temporal_rope_angles(spatial, temporal)
 
     def table(self, num_frames: int, grid_size: tuple[int, int], device: torch.device) -> torch.Tensor:
@@ -406,7 +415,7 @@ class EVA02ATVisionModel(EVA02ATPreTrainedModel):
 
     def __init__(self, config: EVA02ATVisionConfig) -> None:
         super().__init__(config)
-        self.embeddings = EVA02ATVisionEmbeddings(config)
+        self.embeddings = EVA02ATVisionEmbeddings(config, temporal_embedding=config.use_temporal_embedding)
         self.rotary_embedding = EVA02ATRotaryEmbedding(config)
         self.layers = nn.ModuleList([EVA02ATEncoderLayer(config) for _ in range(config.num_hidden_layers)])
         self.post_layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)

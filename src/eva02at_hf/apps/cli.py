@@ -136,9 +136,9 @@ def run_convert(args: argparse.Namespace) -> int:
         )
     except FileNotFoundError as error:
         raise UsageError(f"--checkpoint: {error}") from None
-    overrides = {}
-    if args.temporal_position_encoding:
-        overrides["vision_config"] = {"temporal_position_encoding": args.temporal_position_encoding}
+    temporal = ("use_temporal_embedding", "temporal_rope", "temporal_position_encoding")
+    vision_overrides = {name: getattr(args, name) for name in temporal if getattr(args, name) is not None}
+    overrides = {"vision_config": vision_overrides} if vision_overrides else {}
     try:
         model = convert_checkpoint(
             load_checkpoint(checkpoint),
@@ -560,7 +560,7 @@ def _add_hub_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ..configuration_eva02at import TEMPORAL_POSITION_ENCODINGS
+    from ..configuration_eva02at import LEGACY_TEMPORAL_POSITION_ENCODINGS, TEMPORAL_ROPES
     from .conversion import FORMATS
 
     parser = argparse.ArgumentParser(
@@ -606,7 +606,18 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         help="new random projections of this size (default: keep CLIP's)",
     )
-    convert.add_argument("--temporal_position_encoding", choices=TEMPORAL_POSITION_ENCODINGS)
+    convert.add_argument(
+        "--temporal_embedding",
+        dest="use_temporal_embedding",
+        action=argparse.BooleanOptionalAction,
+        help="hold the learnable temporal embedding P_t (default: yes)",
+    )
+    convert.add_argument("--temporal_rope", choices=TEMPORAL_ROPES, help="temporal RoPE (default: additive)")
+    convert.add_argument(
+        "--temporal_position_encoding",
+        choices=list(LEGACY_TEMPORAL_POSITION_ENCODINGS),
+        help="the older single flag for both: learnable+rope, learnable, rope or split_3d_rope",
+    )
     convert.add_argument(
         "--processor",
         action=argparse.BooleanOptionalAction,

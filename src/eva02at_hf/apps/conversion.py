@@ -588,7 +588,7 @@ def convert_checkpoint(
         num_heads / text_num_heads: attention heads of the towers, when the width does not say (`infer_num_heads`).
         hints: heads and activation read from a config file beside the checkpoint (`read_architecture_hints`);
             `num_heads` / `text_num_heads` take precedence.
-        config_overrides: extra `EVA02ATConfig` fields (e.g. `vision_config={"temporal_position_encoding": ...}`).
+        config_overrides: extra `EVA02ATConfig` fields (e.g. `vision_config={"temporal_rope": "none"}`).
 
     Returns:
         an [`EVA02ATForVideoTextRetrieval`], or an [`EVA02ATVisionModel`] for a vision-only `eva02at` checkpoint.

@@ -261,7 +261,6 @@ def render_model_card(
         patch_size=vision.patch_size,
         grid=vision.image_size // vision.patch_size,
         vit_backbone=config.uses_vit_backbone,
-        temporal_position_encoding=getattr(vision, "temporal_position_encoding", None),
         vision=vision,
         text=text,
         vision_params=_millions(vision_params),

@@ -52,7 +52,7 @@ def load_model_and_processor(
     the processor's default frame count. A folder without processor files gets `processor_for` its config.
     A folder's weights are loaded with the loading report and refused (`CheckpointLoadError`) when keys are missing
     or unexpected, weights are not floating point or not finite (`load_pretrained_checked`).
-    ``config_overrides`` (e.g. ``vision_config={"temporal_position_encoding": "rope"}``) apply to presets only.
+    ``config_overrides`` (e.g. ``vision_config={"use_temporal_embedding": False}``) apply to presets only.
     """
     if model is None:
         if num_frames is not None:
