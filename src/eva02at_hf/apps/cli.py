@@ -276,8 +276,8 @@ def _check_same_weights(model: Any, model_path: str, manifest: dict[str, Any], f
 
 def run_search(args: argparse.Namespace) -> int:
     import torch
-    import torch.nn.functional as F
 
+    from ..training.embedding import embed_texts
     from ..utils.reliability import check_finite
     from .features import FingerprintMismatchError, VideoItem, load_features, read_manifest
     from .search import faiss_available, search
@@ -314,11 +314,7 @@ def run_search(args: argparse.Namespace) -> int:
 
     if texts:
         kind = "video"
-        model, processor = model_and_processor()
-        with torch.no_grad():
-            tokens = processor(text=texts, return_tensors="pt")
-            queries = model.get_text_features(tokens["input_ids"], tokens["attention_mask"]).pooler_output
-            queries = F.normalize(queries.float(), dim=-1)
+        queries = embed_texts(*model_and_processor(), texts)
         labels = texts
     else:
         kind = "text"

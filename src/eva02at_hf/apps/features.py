@@ -42,13 +42,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from ..data.collate import ClipBatcher
+from ..training.embedding import embed_texts, embed_videos
 from ..utils.reliability import NonFiniteError, atomic_write_text, count_nonfinite, incomplete_sibling
-from ..video_io import VideoDecodeError, read_clip
 
 logger = logging.getLogger(__name__)
 
@@ -290,29 +290,16 @@ def _fold_rank_records(out: Path, manifest: dict[str, Any]) -> None:
         path.unlink()
 
 
-class _VideoBatcher:
-    """``collate_fn``: a list of (input row, `VideoItem`) -> (pixel_values or None, kept rows, failures)."""
+class _VideoItemBatcher(ClipBatcher):
+    """`ClipBatcher` over `VideoItem`s, read as file rows (``path``, ``start``, ``end``): batches keep their size
+    (``valid``) and list each clip's decode error (``None`` when decoded) for ``failed.json``."""
 
     def __init__(self, processor: Any, num_frames: int) -> None:
-        self.processor = processor
-        self.num_frames = num_frames
+        super().__init__(processor, num_frames, on_error="mask")
 
-    def __call__(
-        self, batch: list[tuple[int, VideoItem]]
-    ) -> tuple[torch.Tensor | None, list[int], list[dict]]:
-        clips, kept, failures = [], [], []
-        for row, item in batch:
-            try:
-                clips.append(read_clip(item.path, item.start, item.end, self.num_frames))
-                kept.append(row)
-            except VideoDecodeError as err:
-                failures.append({**asdict(item), "row": row, "error": str(err)})
-        if not clips:
-            return None, kept, failures
-        pixel_values = self.processor(videos=clips, do_sample_frames=False, return_tensors="pt")[
-            "pixel_values"
-        ]
-        return pixel_values, kept, failures
+    def __call__(self, items: list[VideoItem]) -> dict[str, Any]:  # type: ignore[override]
+        clips = self.pixels([asdict(item) for item in items])
+        return {"pixel_values": clips.pixel_values, "valid": clips.valid, "errors": clips.errors}
 
 
 def _failures(manifest: dict[str, Any]) -> list[dict[str, Any]]:
@@ -372,41 +359,28 @@ class FeatureExtractor:
     def dtype(self) -> torch.dtype:
         return next(self.model.parameters()).dtype
 
-    @torch.no_grad()
     def embed_videos(
         self, items: Sequence[VideoItem], rows: Sequence[int]
     ) -> tuple[torch.Tensor, list[int], list]:
         """Embed ``items`` -> (embeddings (n, D) float32 of the decodable ones, their ``rows``, failures)."""
         loader = DataLoader(
-            list(zip(rows, items, strict=True)),
+            list(items),
             batch_size=self.batch_size,
-            collate_fn=_VideoBatcher(self.processor, self.num_frames),
+            collate_fn=_VideoItemBatcher(self.processor, self.num_frames),
             num_workers=self.num_workers,
         )
-        embeddings, kept, failures = [], [], []
-        for pixel_values, batch_rows, batch_failures in loader:
-            failures.extend(batch_failures)
-            if pixel_values is None:
-                continue
-            pixel_values = pixel_values.to(self.device, self.dtype)
-            embeds = self.model.get_video_features(pixel_values).pooler_output
-            embeddings.append(F.normalize(embeds.float(), dim=-1).cpu())
-            kept.extend(batch_rows)
-        dim = self.model.config.projection_dim
-        stacked = torch.cat(embeddings) if embeddings else torch.empty(0, dim)
-        return stacked, kept, failures
+        embeddings, valid, errors = embed_videos(self.model, loader, progress=False)
+        kept = [row for row, ok in zip(rows, valid.tolist(), strict=True) if ok]
+        failures = [
+            {**asdict(item), "row": row, "error": error}
+            for row, item, error in zip(rows, items, errors, strict=True)
+            if error is not None
+        ]
+        return embeddings[valid], kept, failures
 
-    @torch.no_grad()
     def embed_texts(self, texts: Sequence[str]) -> torch.Tensor:
         """(n,) texts -> (n, D) float32 L2-normalised embeddings."""
-        embeddings = []
-        for first in range(0, len(texts), self.batch_size):
-            tokens = self.processor(text=list(texts[first : first + self.batch_size]), return_tensors="pt")
-            embeds = self.model.get_text_features(
-                tokens["input_ids"].to(self.device), tokens["attention_mask"].to(self.device)
-            ).pooler_output
-            embeddings.append(F.normalize(embeds.float(), dim=-1).cpu())
-        return torch.cat(embeddings) if embeddings else torch.empty(0, self.model.config.projection_dim)
+        return embed_texts(self.model, self.processor, texts, batch_size=self.batch_size)
 
     def run(
         self,

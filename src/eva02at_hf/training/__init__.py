@@ -12,10 +12,10 @@ from .data import (
     class_incidence,
     example_seed,
 )
+from .embedding import VideoEmbeddings, embed_texts, embed_videos
 from .evaluation import (
     ClipEmbeddings,
     embed_clips,
-    embed_texts,
     evaluate_charades_ego,
     evaluate_egomcq,
     evaluate_ek100_mir,
@@ -85,6 +85,7 @@ __all__ = [
     "EgoClipStream",
     "embed_clips",
     "embed_texts",
+    "embed_videos",
     "EpochShuffleSampler",
     "evaluate_charades_ego",
     "evaluate_egomcq",
@@ -106,4 +107,5 @@ __all__ = [
     "TrainingLoopState",
     "TrainingCollator",
     "TrainingLoopConfig",
+    "VideoEmbeddings",
 ]

@@ -19,18 +19,11 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 from torch.utils.data import Dataset, Sampler
-from transformers.image_processing_utils import BatchFeature
 
-from ..data import VideoTextCollator
+from ..data.collate import ClipBatcher, check_crop_scale, example_seed  # noqa: F401 (check_crop_scale: re-export)
 from ..objectives.relevancy import HardMiningSampler
-from ..video_io import VideoDecodeError
 
 logger = logging.getLogger(__name__)
-
-
-def example_seed(seed: int, epoch: int, index: int) -> int:
-    """A 63-bit seed drawn from ``(seed, epoch, index)`` with numpy's SeedSequence."""
-    return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
 def block_groups(
@@ -144,19 +137,15 @@ class ClipTextDataset(Dataset):
         }
 
 
-class TrainingCollator(VideoTextCollator):
-    """`VideoTextCollator` whose batches keep their size: clips that fail to decode are counted, logged and
-    masked (``valid`` False, zero pixels) instead of dropped, so every process gathers equal shapes.
+class TrainingCollator(ClipBatcher):
+    """`ClipBatcher` for the training loop and evaluation: batches keep their size (clips that fail to decode are
+    counted, logged and masked: ``valid`` False, zero pixels) so every process gathers equal shapes; the text is
+    the ``text`` column of `ClipTextDataset` items and rows are named by ``clip_index``.
 
-    Frames of a row are sampled with a generator seeded by its ``frame_seed`` when present (training), else
-    deterministically (``sampling="uniform"``). With ``crop_scale`` (training), every clip gets one random-resized
-    crop to the processor's ``crop_size`` whose area fraction lies in ``crop_scale`` (the same box for all its
-    frames, no flip: the authors' augmentation), drawn from a generator seeded by the row's ``frame_seed``, so a
-    clip's crop depends only on ``(seed, epoch, clip index)``; the crop is cut from the decoded frame and then
-    resized. Without it, the evaluation transform: resize the short side, centre crop.
-
-    Returns ``pixel_values (B, T, 3, H, W)``, ``input_ids``, ``attention_mask``, ``valid (B,)`` and the
-    ``keep_columns`` of every row.
+    A row's frames are sampled with a generator seeded by its ``frame_seed`` (training), and with ``crop_scale``
+    every clip gets the train-time random-resized crop seeded by it; without it, the evaluation transform (see
+    `ClipBatcher`). Returns ``pixel_values (B, T, 3, H, W)``, ``input_ids``, ``attention_mask``, ``valid (B,)``
+    and the ``keep_columns`` of every row.
     """
 
     def __init__(
@@ -169,59 +158,8 @@ class TrainingCollator(VideoTextCollator):
     ) -> None:
         kwargs.setdefault("text_column", "text")
         kwargs.setdefault("id_column", "clip_index")
-        super().__init__(processor, num_frames=num_frames, sampling=sampling, **kwargs)
-        if crop_scale is not None:
-            crop_scale = check_crop_scale(crop_scale)
-        self.crop_scale = crop_scale
-
-    def decode(self, row: dict[str, Any]) -> np.ndarray:
-        if row.get("unusable"):  # a stream's row that could not be parsed or located (`EgoClipStream`)
-            raise OSError(row["unusable"])
-        if "frame_seed" in row:
-            self.generator = torch.Generator().manual_seed(int(row["frame_seed"]))
-        return super().decode(row)
-
-    def transform(self, frames: np.ndarray, row: dict[str, Any]) -> torch.Tensor:
-        """(T, H, W, 3) uint8 frames -> (T, 3, h, w) model input, augmented when ``crop_scale`` is set."""
-        augment = {}
-        if self.crop_scale is not None:
-            seed = example_seed(int(row.get("frame_seed", 0)), 0, 1)  # not the frame-sampling stream
-            augment = {"do_random_resized_crop": True, "crop_scale": self.crop_scale, "seed": seed}
-        video_processor = self.processor.video_processor
-        outputs = video_processor(
-            videos=[frames], do_sample_frames=False, return_tensors="pt", **augment, **self.processor_kwargs
-        )
-        return outputs["pixel_values"][0]
-
-    def __call__(self, rows: Sequence[dict[str, Any]]) -> BatchFeature:
-        crop = self.processor.video_processor.crop_size
-        pixel_values = torch.zeros(len(rows), self.num_frames, 3, crop["height"], crop["width"])
-        valid = torch.zeros(len(rows), dtype=torch.bool)
-        for i, row in enumerate(rows):
-            self.num_seen += 1
-            try:
-                frames = self.decode(row)
-            except (VideoDecodeError, OSError) as err:
-                self.skip(row, i, err)
-                continue
-            pixel_values[i] = self.transform(frames, row)
-            valid[i] = True
-        texts = [row[self.text_column] for row in rows] if self.text_column else None
-        batch = self.processor(text=texts, return_tensors="pt") if texts else BatchFeature({})
-        batch["pixel_values"], batch["valid"] = pixel_values, valid
-        for column in self.keep_columns:
-            batch[column] = torch.as_tensor([row[column] for row in rows])
-        return batch
-
-
-def check_crop_scale(crop_scale: Sequence[float]) -> tuple[float, float]:
-    """``(low, high)`` area fractions with 0 < low <= high <= 1, else a ValueError naming ``--crop_scale``."""
-    values = tuple(float(v) for v in crop_scale)
-    if len(values) != 2 or not 0 < values[0] <= values[1] <= 1:
-        raise ValueError(
-            f"--crop_scale must be two area fractions LOW HIGH with 0 < LOW <= HIGH <= 1, got {values}"
-        )
-    return values
+        kwargs.setdefault("on_error", "mask")
+        super().__init__(processor, num_frames, sampling, crop_scale=crop_scale, **kwargs)
 
 
 def annotation_fingerprint(paths: Sequence[str | os.PathLike], *keys: Sequence[str]) -> str:

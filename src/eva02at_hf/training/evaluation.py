@@ -18,20 +18,15 @@ from typing import Any, NamedTuple
 import datasets
 import numpy as np
 import torch
-import torch.nn.functional as F
 from accelerate import Accelerator
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from ..data import MultipleChoiceCollator
 from ..metrics import charades_ego_map, egomcq_accuracy, ek100_mir
 from .data import TrainingCollator
+from .embedding import embed_texts, embed_videos
 
 logger = logging.getLogger(__name__)
-
-
-def _unwrap(model: torch.nn.Module, accelerator: Accelerator) -> torch.nn.Module:
-    return accelerator.unwrap_model(model)
 
 
 def _loader(dataset: Any, batch_size: int, collate_fn: Any, num_workers: int) -> DataLoader:
@@ -47,7 +42,6 @@ class ClipEmbeddings(NamedTuple):
     num_skipped: int
 
 
-@torch.no_grad()
 def embed_clips(
     model: torch.nn.Module,
     processor: Any,
@@ -60,44 +54,15 @@ def embed_clips(
 ) -> ClipEmbeddings:
     """(N_clips, D) L2-normalised video embeddings of ``clips`` (uniform frame sampling), on every process, with
     zeros for the clips that could not be decoded, and their count over all processes."""
-    collator = TrainingCollator(processor, num_frames=num_frames, text_column=None, id_column="narration_id")
-    loader = accelerator.prepare_data_loader(_loader(clips, batch_size, collator, num_workers))
-    network = _unwrap(model, accelerator).eval()
-    embeddings, valid = [], []
-    for batch in tqdm(loader, desc=desc, disable=not accelerator.is_local_main_process, leave=False):
-        with accelerator.autocast():
-            embeds = network.get_video_features(batch["pixel_values"].to(accelerator.device)).pooler_output
-            embeds = F.normalize(embeds.float(), dim=-1)
-        decoded = batch["valid"].to(embeds.device)
-        embeddings.append(accelerator.gather_for_metrics(embeds * decoded[:, None]))
-        valid.append(accelerator.gather_for_metrics(decoded))
-    num_skipped = int((torch.cat(valid) == 0).sum())
+    batcher = TrainingCollator(processor, num_frames=num_frames, text_column=None, id_column="narration_id")
+    loader = accelerator.prepare_data_loader(_loader(clips, batch_size, batcher, num_workers))
+    embeddings, valid, _ = embed_videos(model, loader, accelerator, desc)
+    num_skipped = int((~valid).sum())
     if num_skipped:
         logger.warning(
             "%s: %d of %d clips could not be decoded and score as misses", desc, num_skipped, len(clips)
         )
-    return ClipEmbeddings(torch.cat(embeddings).cpu(), num_skipped)
-
-
-@torch.no_grad()
-def embed_texts(
-    model: torch.nn.Module,
-    processor: Any,
-    texts: Sequence[str],
-    accelerator: Accelerator,
-    batch_size: int = 64,
-) -> torch.Tensor:
-    """(N_texts, D) L2-normalised text embeddings, split over processes and gathered."""
-    loader = accelerator.prepare_data_loader(_loader(list(texts), batch_size, list, 0))
-    network = _unwrap(model, accelerator).eval()
-    embeddings = []
-    for chunk in loader:
-        tokens = processor(text=chunk, return_tensors="pt").to(accelerator.device)
-        with accelerator.autocast():
-            embeds = network.get_text_features(tokens["input_ids"], tokens["attention_mask"]).pooler_output
-            embeds = F.normalize(embeds.float(), dim=-1)
-        embeddings.append(accelerator.gather_for_metrics(embeds))
-    return torch.cat(embeddings).cpu()
+    return ClipEmbeddings(embeddings, num_skipped)
 
 
 def evaluate_ek100_mir(
@@ -121,7 +86,6 @@ def evaluate_ek100_mir(
     return {**ek100_mir((videos @ texts.T).numpy(), dense), "num_skipped": num_skipped}
 
 
-@torch.no_grad()
 def evaluate_egomcq(
     model: torch.nn.Module,
     processor: Any,
@@ -132,30 +96,16 @@ def evaluate_egomcq(
     num_workers: int = 0,
 ) -> dict[str, float]:
     """EgoMCQ inter- / intra-video accuracy (%); questions with an undecodable choice are skipped and counted."""
-    collator = MultipleChoiceCollator(processor, num_frames=num_frames)
-    loader = accelerator.prepare_data_loader(_loader(questions, batch_size, collator, num_workers))
-    network = _unwrap(model, accelerator).eval()
-    scores, answers, types = [], [], []
-    for batch in tqdm(loader, desc="EgoMCQ", disable=not accelerator.is_local_main_process, leave=False):
-        local: list[tuple[list[float], int, int]] = []
-        if batch is not None:
-            pixel_values = batch["pixel_values"].to(accelerator.device)
-            with accelerator.autocast():
-                videos = network.get_video_features(pixel_values.flatten(0, 1)).pooler_output
-                text = network.get_text_features(
-                    batch["input_ids"].to(accelerator.device), batch["attention_mask"].to(accelerator.device)
-                ).pooler_output
-                videos, text = F.normalize(videos.float(), dim=-1), F.normalize(text.float(), dim=-1)
-            question_scores = torch.einsum("bcd,bd->bc", videos.unflatten(0, pixel_values.shape[:2]), text)
-            local = list(
-                zip(question_scores.tolist(), batch["answer"].tolist(), batch["types"].tolist(), strict=True)
-            )
-        for row_scores, answer, kind in accelerator.gather_for_metrics(local, use_gather_object=True):
-            scores.append(row_scores)
-            answers.append(answer)
-            types.append(kind)
-    results = egomcq_accuracy(np.asarray(scores), np.asarray(answers), np.asarray(types))
-    results["num_skipped"] = collator.num_skipped
+    batcher = MultipleChoiceCollator(processor, num_frames=num_frames, on_error="mask")
+    loader = accelerator.prepare_data_loader(_loader(questions, batch_size, batcher, num_workers))
+    choices, answered, _ = embed_videos(model, loader, accelerator, "EgoMCQ")
+    queries = embed_texts(model, processor, questions["query"], accelerator)
+    scores = torch.einsum("qcd,qd->qc", choices, queries)[answered]
+    keep = answered.numpy()
+    results = egomcq_accuracy(
+        scores.numpy(), np.asarray(questions["answer"])[keep], np.asarray(questions["types"])[keep]
+    )
+    results["num_skipped"] = int((~answered).sum())
     return results
 
 
