@@ -33,13 +33,13 @@ import numpy as np
 import torch
 
 from eva02at_hf.data import synthetic
+from eva02at_hf.objectives import build_loss
 from eva02at_hf.training import (
     EK100Split,
     HelpFormatter,
     TrainingLoopConfig,
     build_accelerator,
     build_ek100_loop,
-    build_loss,
     ek100_evaluator,
     load_model_and_processor,
 )

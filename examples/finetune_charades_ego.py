@@ -15,16 +15,15 @@ from typing import ClassVar
 
 from eva02at_hf.apps.hub import BENCHMARKS
 from eva02at_hf.data import charades_ego_class_names, load_charades_ego
+from eva02at_hf.objectives import RetrievalObjective, build_loss, loss_defaults
 from eva02at_hf.training import (
     OURS,
     PAPER,
     ClipTextDataset,
-    RetrievalObjective,
     TrainingCollator,
     TrainingLoop,
     TrainingLoopConfig,
     build_accelerator,
-    build_loss,
     check_metric_for_best,
     class_incidence,
     evaluate_charades_ego,
@@ -67,8 +66,12 @@ class CharadesArguments:
         default="eva02at-tiny", metadata={"help": "Random-init preset when --model is unset."}
     )
     num_frames: int = field(default=16, metadata={"help": "Frames per clip."})
-    margin: float = field(default=0.3, metadata={"help": "SMS-hard margin gamma."})
-    tau: float = field(default=0.1, metadata={"help": "SMS relaxation factor tau."})
+    margin: float = field(
+        default=loss_defaults("sms_hard")["margin"], metadata={"help": "SMS-hard margin gamma."}
+    )
+    tau: float = field(
+        default=loss_defaults("sms_hard")["tau"], metadata={"help": "SMS relaxation factor tau."}
+    )
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -106,7 +109,7 @@ def main(argv: list[str] | None = None) -> dict:
         keep_columns=("clip_index", "sentence_index"),
     )
     relevancy = class_incidence(train["class_ids"], len(class_names))
-    objective = RetrievalObjective(build_loss("sms_hard", script.margin, script.tau), relevancy)
+    objective = RetrievalObjective(build_loss("sms_hard", margin=script.margin, tau=script.tau), relevancy)
     trainer = TrainingLoop(
         config, model, processor, dataset, collator, objective, evaluate, accelerator=accelerator
     )

@@ -19,18 +19,21 @@ from dataclasses import asdict, dataclass, field
 from typing import ClassVar
 
 from eva02at_hf.apps.hub import BENCHMARKS
-from eva02at_hf.objectives.losses import SMS_PRESETS
+from eva02at_hf.objectives import (
+    DEFAULT_SMS_PRESET,
+    SMS_PRESETS,
+    build_loss,
+    loss_defaults,
+    paper_margins,
+    soft_label_losses,
+)
 from eva02at_hf.training import (
     AUTHORS,
-    DEFAULT_SMS_PRESET,
     PAPER,
-    PAPER_MARGINS,
-    SOFT_LABEL_LOSSES,
     EK100Split,
     TrainingLoopConfig,
     build_accelerator,
     build_ek100_loop,
-    build_loss,
     check_metric_for_best,
     ek100_evaluator,
     load_model_and_processor,
@@ -64,18 +67,20 @@ class EK100Arguments:
         default="sms",
         metadata={
             "help": "Loss of Table V (EK-100 relevancy is soft: sms_hard is Charades-Ego's).",
-            "choices": SOFT_LABEL_LOSSES,
+            "choices": soft_label_losses(),
         },
     )
     margin: float | None = field(
         default=None,
         metadata={
             "help": "Loss margin gamma (default: the loss's paper value, "
-            + ", ".join(f"{name} {value}" for name, value in PAPER_MARGINS.items() if name != "sms_hard")
+            + ", ".join(
+                f"{name} {value}" for name, value in paper_margins().items() if name in soft_label_losses()
+            )
             + ")."
         },
     )
-    tau: float = field(default=0.1, metadata={"help": "SMS relaxation factor tau."})
+    tau: float = field(default=loss_defaults("sms")["tau"], metadata={"help": "SMS relaxation factor tau."})
     epsilon: float = field(
         default=0.1, metadata={"help": "Hard mining: positives are drawn among sentences with c > epsilon."}
     )
@@ -90,7 +95,9 @@ class EK100Arguments:
     sms_lambda: float | None = field(
         default=None, metadata={"help": "Override the preset's SMS edge lambda (default: the preset's)."}
     )
-    temperature: float = field(default=0.05, metadata={"help": "InfoNCE / EgoNCE temperature."})
+    temperature: float = field(
+        default=loss_defaults("infonce")["temperature"], metadata={"help": "InfoNCE / EgoNCE temperature."}
+    )
     zero_shot: bool = field(default=False, metadata={"help": "Also evaluate before training."})
 
 
@@ -98,9 +105,8 @@ def main(argv: list[str] | None = None) -> dict:
     script, config = parse_recipe_args((EK100Arguments, TrainingLoopConfig), argv)
     check_metric_for_best(config, BENCHMARKS["ek100_mir"].metrics)
     accelerator = build_accelerator(config)
-    criterion = build_loss(
-        script.loss, script.margin, script.tau, script.sms_preset, script.sms_lambda, script.temperature
-    )
+    flags = ("margin", "tau", "temperature", "sms_preset", "sms_lambda")
+    criterion = build_loss(script.loss, **{flag: getattr(script, flag) for flag in flags})
     save_recipe(accelerator, config.output_dir, script, config, criterion=(repr(criterion), "resolved"))
     cache = os.path.join(config.output_dir, "cache")
     with accelerator.main_process_first():

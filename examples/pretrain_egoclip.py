@@ -18,16 +18,15 @@ import numpy as np
 
 from eva02at_hf.apps.hub import BENCHMARKS
 from eva02at_hf.data import load_egoclip, load_egomcq
+from eva02at_hf.objectives import RetrievalObjective, build_loss, loss_defaults
 from eva02at_hf.training import (
     PAPER,
     ClipTextDataset,
     EgoClipStream,
-    RetrievalObjective,
     TrainingCollator,
     TrainingLoop,
     TrainingLoopConfig,
     build_accelerator,
-    build_loss,
     check_metric_for_best,
     evaluate_egomcq,
     load_model_and_processor,
@@ -80,7 +79,9 @@ class EgoClipArguments:
         default="eva02at-tiny", metadata={"help": "Random-init preset when --model is unset."}
     )
     num_frames: int = field(default=4, metadata={"help": "Frames per clip."})
-    temperature: float = field(default=0.05, metadata={"help": "InfoNCE temperature."})
+    temperature: float = field(
+        default=loss_defaults("infonce")["temperature"], metadata={"help": "InfoNCE temperature."}
+    )
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -20,15 +20,13 @@ from transformers import AutoModel, AutoProcessor
 
 import eva02at_hf  # noqa: F401  (registers EVA02-AT with the Auto classes)
 from eva02at_hf.data import synthetic
-from eva02at_hf.objectives.losses import SMS_PRESETS
+from eva02at_hf.objectives import DEFAULT_SMS_PRESET, SMS_PRESETS, build_loss
 from eva02at_hf.training import (
-    DEFAULT_SMS_PRESET,
     EK100Split,
     HelpFormatter,
     TrainingLoopConfig,
     build_accelerator,
     build_ek100_loop,
-    build_loss,
     ek100_evaluator,
     embed_clips,
     embed_texts,

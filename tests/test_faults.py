@@ -25,12 +25,12 @@ from safetensors.torch import load_file, save_file
 from eva02at_hf.apps.cli import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, main
 from eva02at_hf.apps.features import FeatureExtractor
 from eva02at_hf.data import BadRowError, synthetic
+from eva02at_hf.objectives import build_loss
 from eva02at_hf.training import (
     EK100Split,
     TrainingLoop,
     TrainingLoopConfig,
     build_ek100_loop,
-    build_loss,
     load_model_and_processor,
 )
 from eva02at_hf.training.loop import checkpoint_steps, latest_checkpoint

@@ -18,18 +18,15 @@ from safetensors.torch import load_file
 from torch.distributed.fsdp import StateDictType
 
 from eva02at_hf.data import synthetic
-from eva02at_hf.objectives.losses import SMSLoss
-from eva02at_hf.objectives.relevancy import HardMiningSampler
+from eva02at_hf.objectives import HardMiningSampler, RetrievalObjective, SMSLoss, build_loss
 from eva02at_hf.training import (
     ClipTextDataset,
     EK100Split,
     EpochShuffleSampler,
-    RetrievalObjective,
     TrainingCollator,
     TrainingLoop,
     TrainingLoopConfig,
     build_ek100_loop,
-    build_loss,
     build_scheduler,
     cached_relevancy,
     load_model_and_processor,

@@ -15,16 +15,19 @@ from .modeling_eva02at import (
     EVA02ATVisionModel,
     EVA02ATViTVisionModel,
 )
-from .objectives.losses import (
+from .objectives import (
     AdaptiveMIMMLoss,
     EgoNCELoss,
+    HardMiningSampler,
     InfoNCELoss,
     MIMMLoss,
     SMSHardLoss,
     SMSLoss,
+    batch_relevancy,
+    egonce_positive_mask,
     gather_with_grad,
+    pos_iou_relevancy,
 )
-from .objectives.relevancy import HardMiningSampler, batch_relevancy, egonce_positive_mask, pos_iou_relevancy
 from .pipelines_eva02at import (
     VideoTextRetrievalPipeline,
     ZeroShotVideoClassificationPipeline,

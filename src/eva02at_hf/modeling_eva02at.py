@@ -599,7 +599,11 @@ class EVA02ATForVideoTextRetrieval(EVA02ATPreTrainedModel):
         """Score every clip against every caption.
 
         Returns logits `exp(logit_scale) * cos(video_i, text_j)`; with `return_loss=True`, the bidirectional
-        InfoNCE of matched pairs on the diagonal. The paper's other objectives are in `eva02at_hf.objectives.losses`.
+        InfoNCE of matched pairs on the diagonal of this batch at the learnable temperature `exp(-logit_scale)`
+        (trained with the loss, transformers' CLIP convention). Different on purpose from the training recipes,
+        which freeze `logit_scale` and use `eva02at_hf.objectives`: the same InfoNCE at the paper's fixed
+        temperature 0.05 (`InfoNCELoss`, equal to this loss when `logit_scale = log(20)`) or the margin losses, on
+        the batch gathered across processes.
         """
         if input_ids is None or pixel_values is None:
             raise ValueError("EVA02ATForVideoTextRetrieval.forward needs both input_ids and pixel_values.")

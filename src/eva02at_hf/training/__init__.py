@@ -1,4 +1,5 @@
-"""Training and evaluation library behind the example scripts (accelerate loop, objectives, data, metrics)."""
+"""Training and evaluation library behind the example scripts (accelerate loop, data, evaluation); the objectives
+are in `eva02at_hf.objectives`."""
 
 from .data import (
     ClipTextDataset,
@@ -42,34 +43,21 @@ from .loop import (
 )
 from .lora import LORA_TARGET_MODULES, add_lora, merged_copy
 from .models import load_model_and_processor, processor_for
-from .objectives import (
-    DEFAULT_SMS_PRESET,
-    LOSSES,
-    PAPER_MARGINS,
-    SOFT_LABEL_LOSSES,
-    RetrievalObjective,
-    build_loss,
-)
 from .recipes import build_ek100_loop, ek100_evaluator
 from .schedules import SCHEDULES, build_scheduler
 from .streaming import EgoClipStream, block_offsets
 
 __all__ = [
     "AUTHORS",
-    "DEFAULT_SMS_PRESET",
     "LORA_TARGET_MODULES",
     "add_lora",
     "merged_copy",
-    "LOSSES",
     "OURS",
     "PAPER",
-    "PAPER_MARGINS",
     "SCHEDULES",
-    "SOFT_LABEL_LOSSES",
     "annotation_fingerprint",
     "build_accelerator",
     "build_ek100_loop",
-    "build_loss",
     "build_optimizer",
     "block_groups",
     "block_offsets",
@@ -100,7 +88,6 @@ __all__ = [
     "recipe_default",
     "resolve_mixed_precision",
     "resolve_recipe",
-    "RetrievalObjective",
     "save_recipe",
     "save_results",
     "TrainingLoop",

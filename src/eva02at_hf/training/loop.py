@@ -50,6 +50,7 @@ from tqdm.auto import tqdm
 from transformers import HfArgumentParser
 from transformers.modeling_layers import GradientCheckpointingLayer
 
+from ..objectives import RetrievalObjective
 from ..utils.reliability import (
     INCOMPLETE_SUFFIX,
     NonFiniteError,
@@ -61,7 +62,6 @@ from ..utils.reliability import (
 )
 from .data import EpochShuffleSampler, check_crop_scale
 from .lora import LORA_TARGET_MODULES, add_lora, merged_copy
-from .objectives import RetrievalObjective
 from .schedules import SCHEDULES, build_scheduler
 
 logger = logging.getLogger(__name__)

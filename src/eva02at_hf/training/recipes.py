@@ -9,11 +9,10 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 
-from ..objectives.relevancy import HardMiningSampler
+from ..objectives import HardMiningSampler, RetrievalLoss, RetrievalObjective
 from .data import ClipTextDataset, EK100Split, TrainingCollator
 from .evaluation import evaluate_ek100_mir
 from .loop import TrainingLoop, TrainingLoopConfig
-from .objectives import RetrievalObjective
 
 
 def ek100_evaluator(
@@ -42,7 +41,7 @@ def build_ek100_loop(
     model: torch.nn.Module,
     processor: Any,
     train: EK100Split,
-    criterion: torch.nn.Module,
+    criterion: RetrievalLoss,
     num_frames: int,
     epsilon: float = 0.1,
     evaluate: Callable[[torch.nn.Module, Accelerator], dict[str, float]] | None = None,
