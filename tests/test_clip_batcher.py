@@ -128,6 +128,8 @@ def test_collators_leave_their_rows_and_their_sampling_unchanged(
     assert first["valid"].tolist() == [True, False, False] and first["clip_index"].tolist() == [0, 1, 2]
     assert torch.equal(collator(rows)["pixel_values"], first["pixel_values"])
     assert collator.skipped_ids == ["1", "2", "1", "2"]
+    lone = collator(rows[1:])  # nothing decodes: the batch still has the processor's crop shape
+    assert lone["pixel_values"].shape == (2, FRAMES, 3, 32, 32) and not lone["pixel_values"].any()
 
     # A seeded row does not leak its seed into the next call: rows without one draw from the collator's generator.
     plain = _row(video, text="d", clip_index=3)
@@ -144,14 +146,13 @@ def test_collators_leave_their_rows_and_their_sampling_unchanged(
     question = {"question_id": "0", "query": "x", "answer": 1, "types": 2, "choices": [choice, choice]}
     snapshot = copy.deepcopy([captions, question])
     assert VideoTextCollator(processor, FRAMES)(captions)["pixel_values"].shape == (1, FRAMES, 3, 32, 32)
-    assert MultipleChoiceCollator(processor, FRAMES)([question])["pixel_values"].shape == (
-        1,
-        2,
-        FRAMES,
-        3,
-        32,
-        32,
-    )
+    broken = {**question, "choices": [choice, {**choice, "video_paths": [str(tmp_path / "gone.mp4")]}]}
+    questions = MultipleChoiceCollator(processor, FRAMES, on_error="mask")([question, broken])
+    assert questions["pixel_values"].shape == (2, 2, FRAMES, 3, 32, 32)
+    assert questions["valid"].tolist() == [True, False]
+    assert not questions["pixel_values"][1].any() and questions["answer"].tolist() == [1, 1]
+    alone = MultipleChoiceCollator(processor, FRAMES, on_error="mask")([broken])["pixel_values"]
+    assert alone.shape == (1, 2, FRAMES, 3, 32, 32)
     assert [captions, question] == snapshot
 
 

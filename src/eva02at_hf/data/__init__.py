@@ -8,7 +8,7 @@ and runs the processor at batching time.
 
 from ._common import AnnotationFileError, BadRowError, BadRowReport, LocalVideoConfig
 from .charades_ego import CharadesEgoBuilder, CharadesEgoConfig, charades_ego_class_names, load_charades_ego
-from .collate import ClipTransform, MultipleChoiceCollator, VideoTextCollator
+from .collate import ClipBatcher, ClipTransform, MultipleChoiceCollator, VideoTextCollator
 from .ego4d import (
     EgoClipBuilder,
     EgoClipPlusBuilder,
@@ -37,6 +37,7 @@ __all__ = [
     "BadRowReport",
     "CharadesEgoBuilder",
     "CharadesEgoConfig",
+    "ClipBatcher",
     "ClipTransform",
     "ClipSource",
     "EK100MIRBuilder",

@@ -193,22 +193,17 @@ class ClipBatcher:
                 self.skip(row, i, err)
                 examples.append(None)
                 errors.append(str(err))
-        decoded = [pixels for pixels in examples if pixels is not None]
-        blank = torch.zeros_like(decoded[0]) if decoded else None
-        if blank is None and rows:
-            blank = torch.zeros(self._shape(rows[0]))
-        pixel_values = (
-            torch.stack([blank if pixels is None else pixels for pixels in examples])
-            if rows
-            else torch.zeros(0, *self._shape({}))
-        )
+        first = next((pixels for pixels in examples if pixels is not None), None)
+        blank = torch.zeros(self._blank_shape(rows)) if first is None else torch.zeros_like(first)
+        pixel_values = torch.stack([blank if p is None else p for p in examples]) if rows else blank[None][:0]
         valid = torch.tensor([error is None for error in errors], dtype=torch.bool)
         return ClipPixels(pixel_values, valid, errors)
 
-    def _shape(self, row: dict[str, Any]) -> tuple[int, ...]:
+    def _blank_shape(self, rows: Sequence[dict[str, Any]]) -> tuple[int, ...]:
+        """Shape of a row's pixels when none of the batch could be decoded: the processor's crop."""
         crop = getattr(self.processor, "video_processor", self.processor).crop_size
         shape = (self.num_frames, 3, crop["height"], crop["width"])
-        return (len(self.clips_of(row)), *shape) if self.choices_column and row else shape
+        return (len(self.clips_of(rows[0])), *shape) if self.choices_column and rows else shape
 
     def skip(self, row: dict[str, Any], position: int, error: Exception) -> None:
         """Count and log a skipped row."""
