@@ -13,10 +13,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import ClassVar
 
-from eva02at_hf.apps.hub import BENCHMARKS
 from eva02at_hf.data import charades_ego_class_names, load_charades_ego
 from eva02at_hf.objectives import RetrievalObjective, build_loss, loss_defaults
 from eva02at_hf.training import (
+    BENCHMARKS,
     OURS,
     PAPER,
     ClipTextDataset,
@@ -26,7 +26,6 @@ from eva02at_hf.training import (
     build_accelerator,
     check_metric_for_best,
     class_incidence,
-    evaluate_charades_ego,
     load_model_and_processor,
     parse_recipe_args,
     print_summary,
@@ -76,28 +75,21 @@ class CharadesArguments:
 
 def main(argv: list[str] | None = None) -> dict:
     script, config = parse_recipe_args((CharadesArguments, CharadesConfig), argv)
-    check_metric_for_best(config, BENCHMARKS["charades_ego"].metrics)
+    benchmark = BENCHMARKS["charades_ego"]
+    check_metric_for_best(config, benchmark.metrics)
     accelerator = build_accelerator(config)
     save_recipe(accelerator, config.output_dir, script, config)
     class_names = charades_ego_class_names(script.data_dir)
     with accelerator.main_process_first():
         train = load_charades_ego(script.data_dir, script.video_root, "train", trimmed=True)
-        test = load_charades_ego(script.data_dir, script.video_root, "test", trimmed=False)
+        test = benchmark.load(script.data_dir, script.video_root, "test")  # untrimmed videos
     if script.model is None:
         accelerator.print(f"no --model given: training a randomly initialised {script.preset} (--preset)")
     model, processor = load_model_and_processor(script.model, script.preset, num_frames=script.num_frames)
 
-    def evaluate(network, acc):
-        return evaluate_charades_ego(
-            network,
-            processor,
-            test,
-            class_names,
-            acc,
-            script.num_frames,
-            config.eval_batch_size,
-            config.num_workers,
-        )
+    evaluate = benchmark.evaluation(
+        processor, test, script.num_frames, config.eval_batch_size, config.num_workers
+    )
 
     labels = [ids[0] for ids in train["class_ids"]]
     dataset = ClipTextDataset(train, class_names, labels, seed=config.seed)

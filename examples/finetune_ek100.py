@@ -18,7 +18,6 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import ClassVar
 
-from eva02at_hf.apps.hub import BENCHMARKS
 from eva02at_hf.objectives import (
     DEFAULT_SMS_PRESET,
     SMS_PRESETS,
@@ -29,6 +28,7 @@ from eva02at_hf.objectives import (
 )
 from eva02at_hf.training import (
     AUTHORS,
+    BENCHMARKS,
     PAPER,
     EK100Split,
     TrainingLoopConfig,

@@ -16,10 +16,10 @@ from typing import ClassVar
 
 import numpy as np
 
-from eva02at_hf.apps.hub import BENCHMARKS
-from eva02at_hf.data import load_egoclip, load_egomcq
+from eva02at_hf.data import load_egoclip
 from eva02at_hf.objectives import RetrievalObjective, build_loss, loss_defaults
 from eva02at_hf.training import (
+    BENCHMARKS,
     PAPER,
     ClipTextDataset,
     EgoClipStream,
@@ -28,7 +28,6 @@ from eva02at_hf.training import (
     TrainingLoopConfig,
     build_accelerator,
     check_metric_for_best,
-    evaluate_egomcq,
     load_model_and_processor,
     parse_recipe_args,
     print_summary,
@@ -86,8 +85,9 @@ class EgoClipArguments:
 
 def main(argv: list[str] | None = None) -> dict:
     script, config = parse_recipe_args((EgoClipArguments, PretrainConfig), argv)
+    egomcq = BENCHMARKS["egomcq"]
     if script.egomcq_dir:
-        check_metric_for_best(config, BENCHMARKS["egomcq"].metrics)
+        check_metric_for_best(config, egomcq.metrics)
     accelerator = build_accelerator(config)
     if script.streaming and config.block_rows is None:
         config.block_rows = 1024
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> dict:
             clips = load_egoclip(script.data_dir, script.video_root, chunk_len=script.chunk_len)
             dataset = ClipTextDataset(clips, clips["narration"], np.arange(len(clips)), seed=config.seed)
         questions = (
-            load_egomcq(script.egomcq_dir, script.video_root, chunk_len=script.chunk_len)
+            egomcq.load(script.egomcq_dir, script.video_root, chunk_len=script.chunk_len)
             if script.egomcq_dir
             else None
         )
@@ -115,11 +115,9 @@ def main(argv: list[str] | None = None) -> dict:
     model, processor = load_model_and_processor(script.model, script.preset, num_frames=script.num_frames)
     evaluate = None
     if questions is not None:
-
-        def evaluate(network, acc):
-            return evaluate_egomcq(
-                network, processor, questions, acc, script.num_frames, num_workers=config.num_workers
-            )
+        evaluate = egomcq.evaluation(
+            processor, questions, script.num_frames, config.eval_batch_size, config.num_workers
+        )
 
     collator = TrainingCollator(
         processor,

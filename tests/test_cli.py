@@ -1,5 +1,6 @@
 """The `eva02at` command line: help, exit codes, extract / search / eval / convert / publish end to end."""
 
+import argparse
 import json
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from safetensors.torch import save_file
 from transformers import AutoModel
 
 from eva02at_hf import EVA02ATConfig, EVA02ATForVideoTextRetrieval
-from eva02at_hf.apps.cli import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, main
+from eva02at_hf.apps.cli import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, build_parser, main
 from eva02at_hf.apps.hub import load_results
 from eva02at_hf.apps.search import faiss_available
 from eva02at_hf.data import synthetic
@@ -23,7 +24,7 @@ from eva02at_hf.training.models import processor_for
 SUBCOMMANDS = {
     "convert": "--checkpoint",
     "extract": "--shard_size",
-    "search": "--query-file",
+    "search": "--query_file",
     "eval": "--video_root",
     "publish": "--repo_id",
 }
@@ -67,6 +68,58 @@ def test_help_of_each_subcommand(command: str, flag: str, capsys) -> None:
     assert main([command, "--help"]) == EXIT_OK
     out = capsys.readouterr().out
     assert f"usage: eva02at {command}" in out and flag in out and "exit codes" in out
+
+
+def _subcommands() -> dict[str, argparse.ArgumentParser]:
+    return next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+
+
+def _value(action: argparse.Action) -> list[str]:
+    """A valid value for ``action`` that differs from its default (none for a switch)."""
+    if action.nargs == 0:
+        return []
+    if action.choices:
+        return [str(list(action.choices)[-1])]
+    return ["3"] if action.type not in (None, str) else ["x"]
+
+
+def _argv(command: str, parser: argparse.ArgumentParser, skip: argparse.Action) -> list[str]:
+    """``command`` with its positionals and required flags filled in (but ``skip``)."""
+    argv = [command]
+    for action in parser._actions:
+        if action is not skip and (not action.option_strings or action.required):
+            argv += [*action.option_strings[:1], *_value(action)]
+    return argv
+
+
+def test_flags_are_spelled_with_underscores_and_hyphens_are_hidden_aliases() -> None:
+    """Every multi-word flag of every subcommand parses the same under both spellings (also ``--flag=value``),
+    and only the underscore spelling appears in --help."""
+    parser, renamed = build_parser(), []
+    for command, subparser in _subcommands().items():
+        help_text = subparser.format_help()
+        for action in subparser._actions:
+            for flag in (f for f in action.option_strings if "_" in f):
+                renamed.append(flag)
+                assert "-" not in flag[2:], flag  # one style: no flag mixes the two
+                hyphen, value, argv = (
+                    "--" + flag[2:].replace("_", "-"),
+                    _value(action),
+                    _argv(command, subparser, action),
+                )
+                underscore = vars(parser.parse_args([*argv, flag, *value]))
+                assert vars(parser.parse_args([*argv, hyphen, *value])) == underscore, flag
+                if value:
+                    assert vars(parser.parse_args([*argv, f"{hyphen}={value[0]}"])) == underscore, flag
+                if action.const != action.default:  # the flag takes effect (``--processor`` is the default)
+                    assert vars(parser.parse_args(argv)) != underscore, flag
+                assert flag in help_text and f"{hyphen} " not in help_text and f"{hyphen}\n" not in help_text
+    for flag in ("--query_file", "--query_video", "--top_k", "--no_processor", "--output_dir", "--dry_run"):
+        assert flag in renamed
+    # Only flag names are respelled, never values.
+    search = ["search", "--features", "f", "--query", "x"]
+    assert parser.parse_args([*search, "--output=--top-k.json"]).output == "--top-k.json"
+    assert parser.parse_args([*search, "--query-file=my-queries.txt"]).query_file == "my-queries.txt"
 
 
 def test_usage_errors_exit_2(capsys) -> None:

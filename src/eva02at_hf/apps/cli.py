@@ -39,6 +39,26 @@ class UsageError(Exception):
     """Bad arguments or missing input files: reported on stderr with exit code 2."""
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """`argparse.ArgumentParser` whose multi-word flags are spelled with underscores (``--top_k``), as the example
+    scripts' flags are; the hyphen spelling (``--top-k``) is a hidden alias, mapped to it before parsing."""
+
+    def parse_known_args(
+        self, args: Any = None, namespace: Any = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        args = sys.argv[1:] if args is None else args
+        return super().parse_known_args([self.canonical_flag(arg) for arg in args], namespace)
+
+    def canonical_flag(self, arg: str) -> str:
+        """``arg`` with a hyphenated flag of this parser (``--top-k``, ``--top-k=3``) in its underscore spelling."""
+        if not arg.startswith("--") or "-" not in arg[2:].partition("=")[0]:
+            return arg
+        flag, equals, value = arg.partition("=")
+        spelled = "--" + flag[2:].replace("-", "_")
+        known = {option for action in self._actions for option in action.option_strings}
+        return spelled + equals + value if spelled in known and flag not in known else arg
+
+
 def _existing_file(path: str | None, flag: str) -> Path:
     if path is None or not Path(path).is_file():
         raise UsageError(f"{flag}: file not found: {path}")
@@ -167,7 +187,13 @@ def run_convert(args: argparse.Namespace) -> int:
             saved.append("processor")
     print(f"saved {' + '.join(saved)} to {args.output_dir}")
     if args.push_to_hub:
-        _publish(args.output_dir, args.push_to_hub, args.results, None, args.private, None, args.token, False)
+        _publish(
+            model_dir=args.output_dir,
+            repo_id=args.push_to_hub,
+            results_path=args.results,
+            private=args.private,
+            token=args.token,
+        )
     return EXIT_OK
 
 
@@ -255,9 +281,9 @@ def _query_texts(args: argparse.Namespace) -> list[str]:
     if args.query_file:
         from .features import read_text_list
 
-        texts += read_text_list(_existing_file(args.query_file, "--query-file"))
+        texts += read_text_list(_existing_file(args.query_file, "--query_file"))
         if not texts:
-            raise UsageError(f"--query-file: {args.query_file} holds no query (only blank lines)")
+            raise UsageError(f"--query_file: {args.query_file} holds no query (only blank lines)")
     return texts
 
 
@@ -289,11 +315,11 @@ def run_search(args: argparse.Namespace) -> int:
         raise UsageError(f"--features: {err}") from None
     texts = _query_texts(args)
     if bool(texts) == bool(args.query_video):
-        raise UsageError("give text queries (--query / --query-file) or --query-video, not both or neither")
+        raise UsageError("give text queries (--query / --query_file) or --query_video, not both or neither")
     if args.index == "faiss" and not faiss_available():
         raise UsageError("--index faiss needs FAISS: pip install faiss-cpu (or eva02at-hf[search])")
     if args.show and not texts:
-        raise UsageError("--show renders video hits: use it with text queries (--query / --query-file)")
+        raise UsageError("--show renders video hits: use it with text queries (--query / --query_file)")
 
     def features(kind: str) -> Any:
         try:
@@ -332,11 +358,11 @@ def run_search(args: argparse.Namespace) -> int:
                 )
                 embedding, _, failures = extractor.embed_videos([VideoItem(query, query)], [0])
                 if failures:
-                    raise UsageError(f"--query-video: {failures[0]['error']}")
+                    raise UsageError(f"--query_video: {failures[0]['error']}")
                 rows.append(embedding[0])
             else:
                 raise UsageError(
-                    f"--query-video: {query!r} is neither an extracted video id nor a video file"
+                    f"--query_video: {query!r} is neither an extracted video id nor a video file"
                 )
             labels.append(query)
         queries = torch.stack(rows)
@@ -432,49 +458,29 @@ def run_demo(args: argparse.Namespace) -> int:
 def run_eval(args: argparse.Namespace) -> int:
     from accelerate import Accelerator
 
-    from .. import data
-    from ..training import EK100Split, evaluate_charades_ego, evaluate_egomcq, evaluate_ek100_mir
+    from ..data import AnnotationFileError, BadRowError
+    from ..training.benchmarks import DEFAULT_CACHE_DIR, get_benchmark
 
+    benchmark = get_benchmark(args.benchmark)  # argparse has checked the name against the registry
+    try:
+        split = benchmark.check_split(args.split)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     data_dir = _existing_dir(args.data_dir, "--data_dir")
     video_root = _existing_dir(args.video_root, "--video_root")
     model, processor = _load_model(args.model, args.device)
     num_frames = args.num_frames or model.config.vision_config.num_frames
     accelerator = Accelerator(cpu=args.device == "cpu")
-    cache_dir = args.cache_dir or os.path.join(tempfile.gettempdir(), "eva02at-eval-cache")
-    builder_kwargs: dict[str, Any] = {"chunk_len": args.chunk_len}
-    common = {"num_frames": num_frames, "batch_size": args.batch_size, "num_workers": args.num_workers}
-    extra: dict[str, Any] = {}
     try:
-        if args.benchmark == "ek100_mir":
-            split = args.split or "test"
-            ek100 = EK100Split(
-                data_dir, video_root, split, cache_dir, datasets_cache_dir=cache_dir, **builder_kwargs
-            )
-            metrics = evaluate_ek100_mir(
-                model, processor, ek100.clips, ek100.sentences, ek100.relevancy, accelerator, **common
-            )
-            extra = {
-                "num_skipped": metrics.pop("num_skipped"),
-                "num_clips": len(ek100.clips),
-                "num_sentences": len(ek100.sentences),
-                "num_missing_clips": ek100.num_missing_clips,
-                "relevancy": ek100.relevancy_source,
-            }
-        elif args.benchmark == "egomcq":
-            split = "validation"
-            questions = data.load_egomcq(data_dir, video_root, cache_dir=cache_dir, **builder_kwargs)
-            metrics = evaluate_egomcq(model, processor, questions, accelerator, **common)
-            extra = {"num_questions": len(questions), "num_skipped": metrics.pop("num_skipped")}
-        else:
-            split = args.split or "test"
-            videos = data.load_charades_ego(
-                data_dir, video_root, split, cache_dir=cache_dir, **builder_kwargs
-            )
-            class_names = data.charades_ego_class_names(data_dir)
-            metrics = evaluate_charades_ego(model, processor, videos, class_names, accelerator, **common)
-            extra = {"num_videos": len(videos), "num_skipped": metrics.pop("num_skipped")}
-    except (FileNotFoundError, data.BadRowError, data.AnnotationFileError) as err:
+        data = benchmark.load(
+            data_dir, video_root, split, args.cache_dir or DEFAULT_CACHE_DIR, chunk_len=args.chunk_len
+        )
+        metrics = benchmark.evaluate(
+            model, processor, data, accelerator, num_frames, args.batch_size, args.num_workers
+        )
+    except (FileNotFoundError, BadRowError, AnnotationFileError) as err:
         raise UsageError(str(err)) from None
+    extra = {"num_skipped": metrics.pop("num_skipped"), **data.info}
     result = {
         "model_name": Path(args.model).name,
         "source": {"name": f"eva02at eval on {data_dir}", "url": None, "reproduced": True},
@@ -495,16 +501,19 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def _publish(
+    *,
     model_dir: str,
     repo_id: str,
-    results_path: str | None,
-    template: str | None,
-    private: bool,
-    revision: str | None,
-    token: str | None,
-    dry_run: bool,
+    results_path: str | None = None,
+    template: str | None = None,
+    private: bool = False,
+    revision: str | None = None,
+    token: str | None = None,
+    dry_run: bool = False,
     staging_dir: str | None = None,
 ) -> None:
+    """Render the card of ``model_dir`` (results JSON at ``results_path``) and upload, or with ``dry_run`` stage
+    and list the files (kept in ``staging_dir`` when given)."""
     from ..configuration_eva02at import EVA02ATConfig
     from .hub import load_results, publish, render_model_card, stage_for_hub
 
@@ -533,15 +542,15 @@ def run_publish(args: argparse.Namespace) -> int:
     if args.staging_dir and not args.dry_run:
         raise UsageError("--staging_dir is only used with --dry_run")
     _publish(
-        args.model_dir,
-        args.repo_id,
-        args.results,
-        args.template,
-        args.private,
-        args.revision,
-        args.token,
-        args.dry_run,
-        args.staging_dir,
+        model_dir=args.model_dir,
+        repo_id=args.repo_id,
+        results_path=args.results,
+        template=args.template,
+        private=args.private,
+        revision=args.revision,
+        token=args.token,
+        dry_run=args.dry_run,
+        staging_dir=args.staging_dir,
     )
     return EXIT_OK
 
@@ -555,11 +564,27 @@ def _add_hub_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--token", help="Hub token (default: the logged-in one)")
 
 
+def _add_switch(
+    parser: argparse.ArgumentParser, name: str, dest: str, default: bool | None, help: str
+) -> None:
+    """``--<name>`` / ``--no_<name>`` (`argparse.BooleanOptionalAction` would spell the second ``--no-<name>``)."""
+    parser.add_argument(
+        f"--{name}",
+        dest=dest,
+        action="store_const",
+        const=True,
+        default=default,
+        help=f"{help} (default: yes)",
+    )
+    parser.add_argument(f"--no_{name}", dest=dest, action="store_const", const=False, help=f"not --{name}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ..configuration_eva02at import LEGACY_TEMPORAL_POSITION_ENCODINGS, TEMPORAL_ROPES
+    from ..training.benchmarks import BENCHMARKS
     from .conversion import FORMATS
 
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="eva02at",
         description="EVA02-AT egocentric video-language model: convert, extract, search, demo, eval, publish.",
         epilog=EXIT_CODES_HELP,
@@ -602,11 +627,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         help="new random projections of this size (default: keep CLIP's)",
     )
-    convert.add_argument(
-        "--temporal_embedding",
-        dest="use_temporal_embedding",
-        action=argparse.BooleanOptionalAction,
-        help="hold the learnable temporal embedding P_t (default: yes)",
+    _add_switch(
+        convert,
+        "temporal_embedding",
+        "use_temporal_embedding",
+        None,
+        "hold the learnable temporal embedding P_t",
     )
     convert.add_argument("--temporal_rope", choices=TEMPORAL_ROPES, help="temporal RoPE (default: additive)")
     convert.add_argument(
@@ -614,12 +640,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=list(LEGACY_TEMPORAL_POSITION_ENCODINGS),
         help="the older single flag for both: learnable+rope, learnable, rope or split_3d_rope",
     )
-    convert.add_argument(
-        "--processor",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="also save the default processor for the model size (default: yes)",
-    )
+    _add_switch(convert, "processor", "processor", True, "also save the default processor for the model size")
     convert.add_argument("--push_to_hub", metavar="REPO_ID", help="then publish model + processor + card")
     _add_hub_arguments(convert)
     convert.set_defaults(func=run_convert)
@@ -658,18 +679,18 @@ def build_parser() -> argparse.ArgumentParser:
         "search",
         help="text-to-video / video-to-text search over extracted features",
         description=(
-            "Search extracted features: text queries (--query / --query-file) rank the videos, --query-video "
+            "Search extracted features: text queries (--query / --query_file) rank the videos, --query_video "
             "(an extracted video id or a video file) ranks the texts."
         ),
         epilog=EXIT_CODES_HELP,
     )
     search.add_argument("--features", required=True, help="an `eva02at extract` output folder")
     search.add_argument("--query", action="append", help="a text query (repeatable)")
-    search.add_argument("--query-file", "--query_file", dest="query_file", help="text queries, one per line")
+    search.add_argument("--query_file", help="text queries, one per line")
     search.add_argument(
-        "--query-video", "--query_video", dest="query_video", action="append", help="video query"
+        "--query_video", action="append", help="an extracted video id or a video file (repeatable)"
     )
-    search.add_argument("--top_k", "--top-k", dest="top_k", type=_positive_int, default=5)
+    search.add_argument("--top_k", type=_positive_int, default=5)
     search.add_argument(
         "--index", choices=("exact", "faiss"), default="exact", help="exact torch top-k or FAISS"
     )
@@ -691,7 +712,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--features", required=True, help="an `eva02at extract` output folder")
     demo.add_argument("--model", help="model to embed the queries (default: the one used by extract)")
-    demo.add_argument("--top_k", "--top-k", dest="top_k", type=_positive_int, default=5)
+    demo.add_argument("--top_k", type=_positive_int, default=5)
     demo.add_argument(
         "--host", default="127.0.0.1", help="interface to bind (0.0.0.0 exposes it to the network)"
     )
@@ -701,20 +722,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser(
         "eval",
-        help="zero-shot evaluation on EK-100 MIR, EgoMCQ or Charades-Ego",
-        description="Zero-shot evaluation; prints the metrics (percent) and writes them as a results JSON.",
+        help="zero-shot evaluation on " + ", ".join(b.hub.dataset_name for b in BENCHMARKS.values()),
+        description=(
+            "Zero-shot evaluation; prints the metrics (percent) and writes them as a results JSON. Benchmarks "
+            "(eva02at_hf.training.benchmarks): "
+            + "; ".join(f"{name} ({b.description})" for name, b in BENCHMARKS.items())
+        ),
         epilog=EXIT_CODES_HELP,
     )
-    evaluate.add_argument("benchmark", choices=("ek100_mir", "egomcq", "charades_ego"))
+    evaluate.add_argument("benchmark", choices=tuple(BENCHMARKS))
     evaluate.add_argument("--model", required=True, help="a saved / converted EVA02-AT folder")
     evaluate.add_argument("--data_dir", required=True, help="folder of the benchmark's annotation files")
     evaluate.add_argument("--video_root", required=True, help="folder of the videos")
     evaluate.add_argument(
-        "--split", choices=("train", "test"), help="EK-100 / Charades-Ego split (default test)"
+        "--split",
+        choices=sorted({split for b in BENCHMARKS.values() for split in b.splits}),
+        help="split to evaluate (default: "
+        + ", ".join(f"{name} {b.split}" for name, b in BENCHMARKS.items())
+        + ")",
     )
     evaluate.add_argument("--chunk_len", type=float, help="seconds per chunk of a pre-chunked video layout")
     evaluate.add_argument("--num_frames", type=_positive_int, help="frames per clip (default: the model's)")
-    evaluate.add_argument("--batch_size", type=_positive_int, default=16)
+    evaluate.add_argument(
+        "--batch_size", type=_positive_int, default=16, help="clips per batch (EgoMCQ: 5 per question)"
+    )
     evaluate.add_argument("--num_workers", type=int, default=0)
     evaluate.add_argument("--device", default="cpu")
     evaluate.add_argument(

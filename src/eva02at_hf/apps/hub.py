@@ -7,16 +7,17 @@ Results JSON (``model_cards/eva02at-b.json`` is an example; ``eva02at eval --out
     {"model_name": "EVA02-AT-B",
      "base_model": "timm/eva02_base_patch16_clip_224.merged2b",                     (optional)
      "source": {"name": "...", "url": "https://...", "reproduced": false},
-     "results": [{"benchmark": "ek100_mir" | "egomcq" | "charades_ego", "setting": "zero-shot",
+     "results": [{"benchmark": "ek100_mir" | "egomcq" | ..., "setting": "zero-shot",    (a registered benchmark)
                   "pretraining": "EgoClip+", "table": "III",                        (optional)
-                  "metrics": {"mAP_v2t": 38.3, ...}}]}                              (keys of eva02at_hf.metrics)
+                  "metrics": {"mAP_v2t": 38.3, ...}}]}                              (the benchmark's metrics)
+
+Benchmarks, their metrics and their ``model-index`` metadata come from `eva02at_hf.training.benchmarks`.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,65 +27,12 @@ from huggingface_hub import CommitOperationAdd, EvalResult, HfApi, ModelCard, Mo
 from ..configuration_eva02at import EVA02ATConfig
 from ..modeling_eva02at import EVA02ATForVideoTextRetrieval
 from ..processing_eva02at import CONTEXT_LENGTH, EVA02ATProcessor
+from ..training.benchmarks import BENCHMARKS, Benchmark
 from ..video_processing_eva02at import EVA02ATVideoProcessor
 
 DEFAULT_TEMPLATE = Path(__file__).resolve().parents[3] / "model_cards" / "template.md"
 PAPER_URL = "https://arxiv.org/abs/2506.14356"
 TAGS = ["video-text-retrieval", "egocentric", "eva02", "clip", "ego4d", "epic-kitchens", "eva02-at"]
-
-
-@dataclass(frozen=True)
-class Benchmark:
-    """How a benchmark appears on the Hub: task, dataset and the metrics (key -> (Hub metric type, name))."""
-
-    title: str
-    task_type: str
-    task_name: str
-    dataset_type: str
-    dataset_name: str
-    split: str
-    metrics: dict[str, tuple[str, str]]
-
-
-BENCHMARKS: dict[str, Benchmark] = {
-    "ek100_mir": Benchmark(
-        title="EPIC-KITCHENS-100 multi-instance retrieval (test split)",
-        task_type="video-text-retrieval",
-        task_name="Multi-instance video-text retrieval",
-        dataset_type="epic-kitchens-100-mir",
-        dataset_name="EPIC-KITCHENS-100 MIR",
-        split="test",
-        metrics={
-            "mAP_v2t": ("map", "mAP V→T"),
-            "mAP_t2v": ("map", "mAP T→V"),
-            "mAP_avg": ("map", "mAP avg"),
-            "nDCG_v2t": ("ndcg", "nDCG V→T"),
-            "nDCG_t2v": ("ndcg", "nDCG T→V"),
-            "nDCG_avg": ("ndcg", "nDCG avg"),
-        },
-    ),
-    "egomcq": Benchmark(
-        title="Ego4D EgoMCQ (validation)",
-        task_type="multiple-choice",
-        task_name="Video multiple-choice question answering",
-        dataset_type="ego4d-egomcq",
-        dataset_name="EgoMCQ",
-        split="validation",
-        metrics={
-            "inter_video_accuracy": ("accuracy", "Inter-video accuracy"),
-            "intra_video_accuracy": ("accuracy", "Intra-video accuracy"),
-        },
-    ),
-    "charades_ego": Benchmark(
-        title="Charades-Ego action recognition, video-to-text (test split)",
-        task_type="video-classification",
-        task_name="Action recognition",
-        dataset_type="charades-ego",
-        dataset_name="Charades-Ego",
-        split="test",
-        metrics={"mAP": ("map", "mAP")},
-    ),
-}
 
 
 def load_results(path: str | os.PathLike) -> dict[str, Any]:
@@ -144,17 +92,17 @@ def eval_results(results: dict[str, Any]) -> list[EvalResult]:
         for key, value in entry["metrics"].items():
             if not _measured(value):
                 continue
-            metric_type, metric_name = benchmark.metrics[key]
+            metric, hub = benchmark.metrics[key], benchmark.hub
             out.append(
                 EvalResult(
-                    task_type=benchmark.task_type,
-                    task_name=benchmark.task_name,
-                    dataset_type=benchmark.dataset_type,
-                    dataset_name=f"{benchmark.dataset_name} ({setting})",
+                    task_type=hub.task_type,
+                    task_name=hub.task_name,
+                    dataset_type=hub.dataset_type,
+                    dataset_name=f"{hub.dataset_name} ({setting})",
                     dataset_config=setting,
                     dataset_split=entry.get("split", benchmark.split),
-                    metric_type=metric_type,
-                    metric_name=metric_name,
+                    metric_type=metric.hub_type,
+                    metric_name=metric.display_name,
                     metric_value=float(value),
                     verified=False,
                     source_name=f"{source['name']}{table}" if source["url"] else None,
@@ -176,12 +124,8 @@ def results_tables(results: dict[str, Any]) -> list[dict[str, Any]]:
         entries = [entry for entry in results["results"] if entry["benchmark"] == key]
         if not entries:
             continue
-        columns = [
-            name
-            for metric, (_, name) in benchmark.metrics.items()
-            if any(metric in e["metrics"] for e in entries)
-        ]
-        metric_keys = [metric for metric, (_, name) in benchmark.metrics.items() if name in columns]
+        metric_keys = [key for key in benchmark.metrics if any(key in e["metrics"] for e in entries)]
+        columns = [benchmark.metrics[key].display_name for key in metric_keys]
         rows = [
             {
                 "setting": entry.get("setting", ""),
@@ -194,7 +138,7 @@ def results_tables(results: dict[str, Any]) -> list[dict[str, Any]]:
             }
             for entry in entries
         ]
-        tables.append({"title": benchmark.title, "columns": columns, "rows": rows})
+        tables.append({"title": benchmark.hub.title, "columns": columns, "rows": rows})
     return tables
 
 

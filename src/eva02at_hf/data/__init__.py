@@ -3,7 +3,8 @@
 Each builder is a `datasets.GeneratorBasedBuilder` reading the official annotation files from ``data_dir`` and
 checking the videos under ``video_root`` (raw or pre-chunked layout, `eva02at_hf.data.video_layout`).
 Examples carry the video file(s) and the time window, never decoded frames; `eva02at_hf.data.collate` decodes
-and runs the processor at batching time.
+and runs the processor at batching time. Which loader serves which benchmark (with its evaluator and metrics) is
+declared once, in `eva02at_hf.training.benchmarks`.
 """
 
 from ._common import AnnotationFileError, BadRowError, BadRowReport, LocalVideoConfig

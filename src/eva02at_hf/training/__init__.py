@@ -1,6 +1,15 @@
 """Training and evaluation library behind the example scripts (accelerate loop, data, evaluation); the objectives
 are in `eva02at_hf.objectives`."""
 
+from .benchmarks import (
+    BENCHMARKS,
+    Benchmark,
+    BenchmarkData,
+    Metric,
+    get_benchmark,
+    register_benchmark,
+    unregister_benchmark,
+)
 from .data import (
     ClipTextDataset,
     EK100Split,
@@ -49,6 +58,13 @@ from .streaming import EgoClipStream, block_offsets
 
 __all__ = [
     "AUTHORS",
+    "BENCHMARKS",
+    "Benchmark",
+    "BenchmarkData",
+    "Metric",
+    "get_benchmark",
+    "register_benchmark",
+    "unregister_benchmark",
     "LORA_TARGET_MODULES",
     "add_lora",
     "merged_copy",

@@ -60,6 +60,7 @@ from ..utils.reliability import (
     count_nonfinite,
     incomplete_sibling,
 )
+from .benchmarks import benchmark_for_metrics, is_improvement
 from .data import EpochShuffleSampler, check_crop_scale
 from .lora import LORA_TARGET_MODULES, add_lora, merged_copy
 from .schedules import SCHEDULES, build_scheduler
@@ -368,17 +369,16 @@ def format_metrics(metrics: dict[str, Any]) -> str:
 
 
 def card_results(metrics: dict[str, Any], setting: str) -> dict[str, Any] | None:
-    """A results JSON (`eva02at_hf.apps.hub`) holding ``metrics`` under the benchmark whose metric names they use
-    (e.g. ``mAP_avg``: ek100_mir), other keys (``num_skipped``) left out; None when no name is a benchmark's."""
-    from ..apps.hub import BENCHMARKS
-
-    benchmark = max(BENCHMARKS, key=lambda name: len(set(metrics) & set(BENCHMARKS[name].metrics)))
-    known = {k: v for k, v in metrics.items() if k in BENCHMARKS[benchmark].metrics}
-    if not known:
+    """A results JSON (`eva02at_hf.apps.hub`) holding ``metrics`` under the registered benchmark whose metric names
+    they use (e.g. ``mAP_avg``: ek100_mir), other keys (``num_skipped``) left out; None when no name is a
+    benchmark's."""
+    benchmark = benchmark_for_metrics(metrics)
+    if benchmark is None:
         return None
+    known = {k: v for k, v in metrics.items() if k in benchmark.metrics}
     return {
         "source": {"name": "eva02at-hf training run", "reproduced": True},
-        "results": [{"benchmark": benchmark, "setting": setting, "metrics": known}],
+        "results": [{"benchmark": benchmark.name, "setting": setting, "metrics": known}],
     }
 
 
@@ -754,7 +754,7 @@ class TrainingLoop:
         )
         check_metric_for_best(self.config, metrics)
         value = metrics[self.config.metric_for_best]
-        if self.state.best_metric is None or value > self.state.best_metric:
+        if is_improvement(self.config.metric_for_best, value, self.state.best_metric):  # registry's direction
             self.state.best_metric = value
             self.save_pretrained("best")
         self.model.train()

@@ -10,8 +10,8 @@ import torch
 from accelerate import Accelerator
 
 from ..objectives import HardMiningSampler, RetrievalLoss, RetrievalObjective
+from .benchmarks import BENCHMARKS, mir_data
 from .data import ClipTextDataset, EK100Split, TrainingCollator
-from .evaluation import evaluate_ek100_mir
 from .loop import TrainingLoop, TrainingLoopConfig
 
 
@@ -19,21 +19,7 @@ def ek100_evaluator(
     processor: Any, test: EK100Split, num_frames: int, batch_size: int = 16, num_workers: int = 0
 ) -> Callable[[torch.nn.Module, Accelerator], dict[str, float]]:
     """``evaluate(model, accelerator)``: EK-100 MIR mAP / nDCG (%) of a model on the ``test`` split."""
-
-    def evaluate(model: torch.nn.Module, accelerator: Accelerator) -> dict[str, float]:
-        return evaluate_ek100_mir(
-            model,
-            processor,
-            test.clips,
-            test.sentences,
-            test.relevancy,
-            accelerator,
-            num_frames,
-            batch_size,
-            num_workers,
-        )
-
-    return evaluate
+    return BENCHMARKS["ek100_mir"].evaluation(processor, mir_data(test), num_frames, batch_size, num_workers)
 
 
 def build_ek100_loop(
