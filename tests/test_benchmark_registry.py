@@ -18,6 +18,7 @@ from eva02at_hf.apps.cli import EXIT_OK, EXIT_USAGE, build_parser, main
 from eva02at_hf.apps.hub import check_results, load_results, render_model_card
 from eva02at_hf.data import synthetic
 from eva02at_hf.metrics import charades_ego_map, egomcq_accuracy, ek100_mir
+from eva02at_hf.objectives import build_loss
 from eva02at_hf.training import (
     BENCHMARKS,
     Benchmark,
@@ -27,7 +28,6 @@ from eva02at_hf.training import (
     TrainingCollator,
     TrainingLoopConfig,
     build_ek100_loop,
-    build_loss,
     check_metric_for_best,
     load_model_and_processor,
     register_benchmark,
