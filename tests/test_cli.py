@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from _helpers import extract_argv, extraction_workspace, save_model_dir
 from PIL import Image
 from safetensors.torch import save_file
 from transformers import AutoModel
@@ -32,34 +33,16 @@ SUBCOMMANDS = {
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("cli")
-    torch.manual_seed(0)
-    model = EVA02ATForVideoTextRetrieval(EVA02ATConfig.from_preset("eva02at-tiny"))
-    model.save_pretrained(root / "model")
-    processor_for(model.config).save_pretrained(root / "model")
-    synthetic.generate(root / "data", num_clips=8, seed=1)
-    (root / "data" / "videos" / "broken.mp4").write_bytes(b"\x00" * 64)
-    (root / "texts.txt").write_text(
-        "move the red square left\ngrow the blue circle\nshrink the green triangle\n"
-    )
-    return root
+    texts = ["move the red square left", "grow the blue circle", "shrink the green triangle"]
+    return extraction_workspace(tmp_path_factory.mktemp("cli"), texts, num_clips=8)
 
 
 @pytest.fixture(scope="module")
 def features(workspace: Path) -> Path:
     out = workspace / "features"
-    code = main(
-        [
-            "extract",
-            "--model", str(workspace / "model"),
-            "--videos", str(workspace / "data" / "videos"),
-            "--texts", str(workspace / "texts.txt"),
-            "--output_dir", str(out),
-            "--shard_size", "3",
-            "--no_progress",
-        ]
-    )  # fmt: skip
-    assert code == EXIT_PARTIAL  # broken.mp4 cannot be decoded
+    assert (
+        main(extract_argv(workspace, out, "--shard_size", "3")) == EXIT_PARTIAL
+    )  # broken.mp4 cannot be decoded
     return out
 
 
@@ -167,15 +150,7 @@ def test_extract_lists_bad_files_and_resumes_without_recomputing(
     assert [f["id"] for f in failed] == ["broken.mp4"]
     shards = sorted(features.glob("*.safetensors"))
     mtimes = [p.stat().st_mtime_ns for p in shards]
-    argv = [
-        "extract",
-        "--model", str(workspace / "model"),
-        "--videos", str(workspace / "data" / "videos"),
-        "--texts", str(workspace / "texts.txt"),
-        "--output_dir", str(features),
-        "--shard_size", "3",
-        "--no_progress",
-    ]  # fmt: skip
+    argv = extract_argv(workspace, features, "--shard_size", "3")
     capsys.readouterr()
     assert main(argv) == EXIT_PARTIAL
     assert "0 shards computed" in capsys.readouterr().out
@@ -251,9 +226,7 @@ def test_search_show_from_another_folder_finds_the_videos_of_a_relative_csv(
 def test_search_with_another_model_than_extract_is_refused(features: Path, tmp_path: Path, capsys) -> None:
     config = EVA02ATConfig.from_preset("eva02at-tiny")
     config.projection_dim = 16  # the extracted features are 32-dimensional
-    other = EVA02ATForVideoTextRetrieval(config)
-    other.save_pretrained(tmp_path / "other")
-    processor_for(other.config).save_pretrained(tmp_path / "other")
+    save_model_dir(tmp_path / "other", EVA02ATForVideoTextRetrieval(config))
     argv = ["search", "--features", str(features), "--query", "x", "--model", str(tmp_path / "other")]
     assert main(argv) == EXIT_USAGE
     assert "embeds queries in 16 dimensions but" in capsys.readouterr().err
@@ -340,24 +313,9 @@ def _tiny_eva02_clip_checkpoint(path: Path) -> torch.nn.Module:
 def test_convert_writes_an_automodel_folder_with_processor(tmp_path: Path) -> None:
     vision = _tiny_eva02_clip_checkpoint(tmp_path / "ckpt.safetensors")
     out = tmp_path / "converted"
-    assert (
-        main(
-            [
-                "convert",
-                "--checkpoint",
-                str(tmp_path / "ckpt.safetensors"),
-                "--output_dir",
-                str(out),
-                "--num_frames",
-                "4",
-                "--num_heads",
-                "1",
-                "--text_num_heads",
-                "1",
-            ]
-        )
-        == 0
-    )
+    convert = ["convert", "--checkpoint", str(tmp_path / "ckpt.safetensors")]
+    convert += ["--num_heads", "1", "--text_num_heads", "1"]
+    assert main([*convert, "--output_dir", str(out), "--num_frames", "4"]) == 0
     model = AutoModel.from_pretrained(out).eval()
     assert model.config.vision_config.num_frames == 4 and model.config.projection_dim == 16
     images = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
@@ -367,23 +325,7 @@ def test_convert_writes_an_automodel_folder_with_processor(tmp_path: Path) -> No
     torch.testing.assert_close(ours, expected, atol=5e-5, rtol=1e-4)
     processor = json.loads((out / "processor_config.json").read_text())["video_processor"]
     assert processor["num_frames"] == 4 and processor["crop_size"] == {"height": 32, "width": 32}
-    assert (
-        main(
-            [
-                "convert",
-                "--checkpoint",
-                str(tmp_path / "ckpt.safetensors"),
-                "--output_dir",
-                str(tmp_path / "np"),
-                "--no-processor",
-                "--num_heads",
-                "1",
-                "--text_num_heads",
-                "1",
-            ]
-        )
-        == 0
-    )
+    assert main([*convert, "--output_dir", str(tmp_path / "np"), "--no-processor"]) == 0
     assert not (tmp_path / "np" / "processor_config.json").exists()
 
 

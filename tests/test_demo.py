@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _helpers import extract_argv, extraction_workspace, save_model_dir
 from safetensors.torch import load_file, save_file
 
 from eva02at_hf import EVA02ATConfig, EVA02ATForVideoTextRetrieval
 from eva02at_hf.apps.cli import EXIT_PARTIAL, EXIT_USAGE, main
 from eva02at_hf.apps.features import load_features
-from eva02at_hf.data import synthetic
 from eva02at_hf.training.models import processor_for
 
 gr = pytest.importorskip("gradio", reason="the demo needs gradio (pip install -e '.[dev]')")
@@ -47,17 +47,10 @@ TOP_K = 3
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("demo")
-    torch.manual_seed(0)
-    model = EVA02ATForVideoTextRetrieval(EVA02ATConfig.from_preset("eva02at-tiny"))
-    model.save_pretrained(root / "model")
-    processor_for(model.config).save_pretrained(root / "model")
-    synthetic.generate(root / "data", num_clips=6, seed=1)
-    (root / "data" / "videos" / "broken.mp4").write_bytes(b"\x00" * 64)
-    (root / "texts.txt").write_text("\n".join(TEXTS) + "\n")
-    argv = ["extract", "--model", str(root / "model"), "--videos", str(root / "data" / "videos")]
-    argv += ["--texts", str(root / "texts.txt"), "--output_dir", str(root / "features"), "--no_progress"]
-    assert main(argv) == EXIT_PARTIAL  # broken.mp4 is listed as failed, the rest is searchable
+    root = extraction_workspace(tmp_path_factory.mktemp("demo"), TEXTS, num_clips=6)
+    assert (
+        main(extract_argv(root, root / "features")) == EXIT_PARTIAL
+    )  # broken.mp4 is listed as failed, the rest is searchable
     return root
 
 
@@ -112,9 +105,7 @@ def test_unsearchable_folders_say_why(workspace: Path, tmp_path: Path, caplog) -
         FeatureSearch(moved, model=str(tmp_path / "gone"))
     config = EVA02ATConfig.from_preset("eva02at-tiny")
     config.projection_dim = 16  # the extracted features are 32-dimensional
-    other = EVA02ATForVideoTextRetrieval(config)
-    other.save_pretrained(tmp_path / "other")
-    processor_for(config).save_pretrained(tmp_path / "other")
+    save_model_dir(tmp_path / "other", EVA02ATForVideoTextRetrieval(config))
     with pytest.raises(DemoSetupError, match="32-dimensional video features but .* in 16 dimensions"):
         FeatureSearch(workspace / "features", model=str(tmp_path / "other"))
     broken = tmp_path / "broken-model"

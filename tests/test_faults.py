@@ -20,17 +20,15 @@ from typing import Any
 
 import pytest
 import torch
+from _helpers import tiny_ek100_loop
 from safetensors.torch import load_file, save_file
 
 from eva02at_hf.apps.cli import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, main
 from eva02at_hf.apps.features import FeatureExtractor
 from eva02at_hf.data import BadRowError, synthetic
-from eva02at_hf.objectives import build_loss
 from eva02at_hf.training import (
     EK100Split,
     TrainingLoop,
-    TrainingLoopConfig,
-    build_ek100_loop,
     load_model_and_processor,
 )
 from eva02at_hf.training.loop import checkpoint_steps, latest_checkpoint
@@ -96,19 +94,14 @@ def _base_run(shared: dict) -> Path:
 def _trainer(
     train: EK100Split, output_dir: Path, objective_fault: Callable | None = None, **overrides
 ) -> TrainingLoop:
-    torch.manual_seed(0)
-    model, processor = load_model_and_processor(None, num_frames=2)
     settings = {
         "num_epochs": 4,
         "batch_size": 4,
         "learning_rate": 1e-3,
         "warmup_epochs": 0.0,
-        "num_workers": 0,
-        "report_to": "none",
         "save_total_limit": 2,
     }
-    config = TrainingLoopConfig(output_dir=str(output_dir), **{**settings, **overrides})
-    trainer = build_ek100_loop(config, model, processor, train, build_loss("sms"), num_frames=2)
+    trainer = tiny_ek100_loop(train, output_dir, **{**settings, **overrides})
     if objective_fault is not None:
         trainer.objective = objective_fault(trainer.objective)
     return trainer

@@ -12,13 +12,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from _helpers import cpu_environment, extract_argv, extraction_workspace
 from safetensors.torch import load_file
 
-from eva02at_hf import EVA02ATConfig, EVA02ATForVideoTextRetrieval
 from eva02at_hf.apps.cli import EXIT_OK, EXIT_PARTIAL, main
 from eva02at_hf.apps.features import load_features, rank_record_name
-from eva02at_hf.data import synthetic
-from eva02at_hf.training.models import processor_for
 
 REPO = Path(__file__).resolve().parents[1]
 SHARDS = {"video": 4, "text": 3}  # 8 videos (one undecodable) and 5 texts, 2 per shard
@@ -39,29 +37,13 @@ sys.exit(cli.main())
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory) -> Path:
+    texts = ["open the fridge", "cut the onion", "wash the pan", "x", "close the drawer"]
     root = tmp_path_factory.mktemp("distributed")
-    torch.manual_seed(0)
-    model = EVA02ATForVideoTextRetrieval(EVA02ATConfig.from_preset("eva02at-tiny"))
-    model.save_pretrained(root / "model")
-    processor_for(model.config).save_pretrained(root / "model")
-    synthetic.generate(root / "data", num_clips=7, seed=1, max_clips_per_video=1)
-    (root / "data" / "videos" / "broken.mp4").write_bytes(b"\x00" * 64)
-    (root / "texts.txt").write_text("open the fridge\ncut the onion\nwash the pan\nx\nclose the drawer\n")
-    return root
+    return extraction_workspace(root, texts, num_clips=7, max_clips_per_video=1)
 
 
 def _arguments(workspace: Path, output_dir: Path) -> list[str]:
-    return [
-        "extract",
-        "--model", str(workspace / "model"),
-        "--videos", str(workspace / "data" / "videos"),
-        "--texts", str(workspace / "texts.txt"),
-        "--output_dir", str(output_dir),
-        "--shard_size", "2",
-        "--batch_size", "2",
-        "--num_frames", "4",
-        "--no_progress",
-    ]  # fmt: skip
+    return extract_argv(workspace, output_dir, "--shard_size", "2", "--batch_size", "2", "--num_frames", "4")
 
 
 @pytest.fixture(scope="module")
@@ -77,13 +59,7 @@ def reference(workspace: Path) -> Path:
 
 
 def _launch(launcher: list[str], arguments: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]),
-        "OMP_NUM_THREADS": "1",
-        "CUDA_VISIBLE_DEVICES": "",
-        "ACCELERATE_USE_CPU": "1",
-    }
+    env = cpu_environment(PYTHONPATH=os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]))
     command = [sys.executable, "-m", *launcher, *arguments]
     return subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from _helpers import save_model_dir
 from huggingface_hub import HfApi, ModelCard, ModelCardData
 from huggingface_hub.repocard_data import model_index_to_eval_results
 
@@ -141,10 +142,7 @@ def test_card_without_results_is_valid() -> None:
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("model")
-    torch.manual_seed(0)
-    model = EVA02ATForVideoTextRetrieval(EVA02ATConfig.from_preset("eva02at-tiny"))
-    model.save_pretrained(folder)
-    processor_for(model.config).save_pretrained(folder)
+    save_model_dir(folder)
     return folder
 
 

@@ -1,12 +1,11 @@
 """EVA02-AT model behaviour: shapes, attention back-ends, serialisation, resizing, checkpointing, presets."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from _helpers import remote_code_logits
 from huggingface_hub.errors import StrictDataclassClassValidationError
 from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoModel
@@ -161,50 +160,9 @@ def test_trust_remote_code_without_the_package(tiny_model, tiny_inputs, tmp_path
     folder = tmp_path / "checkpoint"
     tiny_model.save_pretrained(folder)
     assert (folder / "modeling_eva02at.py").is_file() and (folder / "rope.py").is_file()
-    torch.save(tiny_inputs, tmp_path / "inputs.pt")
     with torch.no_grad():
         expected = tiny_model(**tiny_inputs).logits_per_video
-    script = f"""
-import sys, torch
-sys.path = [p for p in sys.path if "eva02at" not in p and not p.endswith("/src")]
-import importlib.util
-assert importlib.util.find_spec("eva02at_hf") is None or "site-packages" not in str(importlib.util.find_spec("eva02at_hf").origin) and False
-from transformers import AutoModel
-model = AutoModel.from_pretrained({str(folder)!r}, trust_remote_code=True).eval()
-assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
-inputs = torch.load({str(tmp_path / "inputs.pt")!r})
-with torch.no_grad():
-    torch.save(model(**inputs).logits_per_video, {str(tmp_path / "out.pt")!r})
-"""
-    env = {"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
-    result = subprocess.run(
-        [sys.executable, "-S", "-c", _with_site_packages_only(script)],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert torch.allclose(torch.load(tmp_path / "out.pt"), expected, atol=1e-6)
-
-
-def _with_site_packages_only(script: str) -> str:
-    """Prefix a script run with `python -S` so it sees the venv's site-packages but not the editable install."""
-    import site
-
-    paths = [p for p in site.getsitepackages() if "site-packages" in p]
-    return (
-        "import sys, site\n"
-        f"for p in {paths!r}: site.addsitedir(p)\n"
-        "sys.path = [p for p in sys.path if not p.endswith('/src') and '__editable__' not in p]\n"
-        "sys.meta_path = [f for f in sys.meta_path if 'editable' not in type(f).__module__.lower() "
-        "and 'editable' not in type(f).__name__.lower()]\n"
-        "import importlib.util\n"
-        "assert importlib.util.find_spec('eva02at_hf') is None, 'package still importable'\n"
-        + script.replace(
-            'assert importlib.util.find_spec("eva02at_hf") is None or "site-packages" not in str(importlib.util.find_spec("eva02at_hf").origin) and False\n',
-            "",
-        )
-    )
+    assert torch.allclose(remote_code_logits(folder, tiny_inputs, tmp_path), expected, atol=1e-6)
 
 
 def test_loading_at_another_frame_count_and_image_size_interpolates(tiny_model, tmp_path: Path) -> None:

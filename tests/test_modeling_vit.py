@@ -1,14 +1,12 @@
 """The CLIP ViT baseline tower (AVION design) inside the package: auto classes, attention back-ends, outputs, P_t,
 resizing, remote code. Parity with AVION / OpenAI / open_clip weights is in test_conversion_vit.py."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from _helpers import remote_code_logits
 from huggingface_hub.errors import StrictDataclassClassValidationError
-from test_modeling import _with_site_packages_only
 from transformers import AutoConfig, AutoModel
 
 from eva02at_hf import (
@@ -105,29 +103,14 @@ def test_vit_gradient_checkpointing_gives_the_same_gradients(tiny_inputs) -> Non
 def test_vit_trust_remote_code_without_the_package(vit_model, tiny_inputs, tmp_path: Path) -> None:
     folder = tmp_path / "checkpoint"
     vit_model.save_pretrained(folder)
-    torch.save(tiny_inputs, tmp_path / "inputs.pt")
     with torch.no_grad():
         expected = vit_model(**tiny_inputs).logits_per_video
-    script = f"""
-import torch
+    checks = """
 from huggingface_hub.errors import StrictDataclassClassValidationError
-from transformers import AutoModel
-model = AutoModel.from_pretrained({str(folder)!r}, trust_remote_code=True).eval()
 assert type(model.vision_model).__name__ == "EVA02ATViTVisionModel", type(model.vision_model)
-assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
-inputs = torch.load({str(tmp_path / "inputs.pt")!r})
-with torch.no_grad():
-    torch.save(model(**inputs).logits_per_video, {str(tmp_path / "out.pt")!r})
 """
-    env = {"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
-    result = subprocess.run(
-        [sys.executable, "-S", "-c", _with_site_packages_only(script)],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    torch.testing.assert_close(torch.load(tmp_path / "out.pt"), expected, atol=1e-6, rtol=1e-6)
+    found = remote_code_logits(folder, tiny_inputs, tmp_path, checks)
+    torch.testing.assert_close(found, expected, atol=1e-6, rtol=1e-6)
 
 
 def test_vit_model_card_describes_the_vit_tower() -> None:

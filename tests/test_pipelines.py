@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _helpers import save_model_dir
 from transformers import pipeline
 
 from eva02at_hf import EVA02ATConfig, EVA02ATForVideoTextRetrieval, EVA02ATProcessor
 from eva02at_hf.data.synthetic import write_video
-from eva02at_hf.training import processor_for
 from eva02at_hf.video_io import VideoDecodeError
 
 LABELS = ["open the fridge", "cut the onion", "wash the pan"]
@@ -29,8 +29,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     model = EVA02ATForVideoTextRetrieval(EVA02ATConfig.from_preset("eva02at-tiny"))
     with torch.no_grad():
         model.vision_model.embeddings.temporal_embedding.normal_(std=0.5)
-    model.save_pretrained(folder)
-    processor_for(model.config).save_pretrained(folder)
+    save_model_dir(folder, model)
     frames = np.full((2 * FPS, 32, 32, 3), 128, dtype=np.uint8)
     frames[:FPS, 8:24, 8:24] = (220, 40, 40)
     frames[FPS:] = (50, 80, 235)

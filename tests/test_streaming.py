@@ -2,14 +2,13 @@
 `EpochShuffleSampler` + accelerate's batch sharding): same clips, same order per process, exact mid-epoch resume."""
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from _helpers import cpu_environment, python_processes
 from accelerate.data_loader import BatchSamplerShard, DataLoaderShard
 from safetensors.torch import load_file
 from torch.utils.data import BatchSampler
@@ -114,11 +113,7 @@ def test_unusable_rows_are_masked_not_dropped(egoclip, tmp_path):
 
 def _pretrain(root: Path, output_dir: Path, nproc: int, *extra: str) -> None:
     command = [
-        *(
-            [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc)]
-            * (nproc > 1)
-        ),
-        *([sys.executable] * (nproc == 1)),
+        *python_processes(nproc),
         str(REPO / "examples" / "pretrain_egoclip.py"),
         *("--data_dir", str(root), "--video_root", str(root / "videos"), "--output_dir", str(output_dir)),
         *(
@@ -134,8 +129,7 @@ def _pretrain(root: Path, output_dir: Path, nproc: int, *extra: str) -> None:
         *("--block_rows", str(BLOCK_ROWS), "--blocks_per_group", str(BLOCKS_PER_GROUP), "--seed", str(SEED)),
         *("--num_workers", "0", "--report_to", "none", *extra),
     ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", "ACCELERATE_USE_CPU": "1"}
-    env["HF_DATASETS_CACHE"] = str(output_dir.parent / "hf_datasets")
+    env = cpu_environment(HF_DATASETS_CACHE=str(output_dir.parent / "hf_datasets"))
     subprocess.run(command, check=True, env=env, cwd=output_dir.parent, timeout=300)
 
 

@@ -1,10 +1,8 @@
 """Training library: schedules, resumable data, shape-stable collation, objectives, resume and 2-process DDP."""
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -13,6 +11,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+from _helpers import cpu_environment, python_processes, tiny_ek100_loop
 from accelerate.utils import DistributedType
 from safetensors.torch import load_file
 from torch.distributed.fsdp import StateDictType
@@ -26,7 +25,6 @@ from eva02at_hf.training import (
     TrainingCollator,
     TrainingLoop,
     TrainingLoopConfig,
-    build_ek100_loop,
     build_scheduler,
     cached_relevancy,
     load_model_and_processor,
@@ -126,19 +124,8 @@ def test_relevancy_cache_is_reused(tmp_path):
 
 
 def _trainer(train, output_dir: str, evaluate=None, **overrides) -> TrainingLoop:
-    torch.manual_seed(0)
-    model, processor = load_model_and_processor(None, num_frames=2)
-    settings = {
-        "num_epochs": 2,
-        "batch_size": 8,
-        "learning_rate": 1e-3,
-        "num_workers": 0,
-        "report_to": "none",
-    }
-    config = TrainingLoopConfig(output_dir=output_dir, **{**settings, **overrides})
-    return build_ek100_loop(
-        config, model, processor, train, build_loss("sms"), num_frames=2, evaluate=evaluate
-    )
+    settings = {"num_epochs": 2, "batch_size": 8, "learning_rate": 1e-3}
+    return tiny_ek100_loop(train, output_dir, evaluate, **{**settings, **overrides})
 
 
 def _scripted_evaluation(*metrics: dict) -> Callable:
@@ -323,11 +310,7 @@ def test_fsdp2_config_asks_accelerate_for_sharded_fsdp2_checkpoints():
 
 def _finetune(data_dir: Path, output_dir: Path, nproc: int, *extra: str, fsdp: bool = False) -> dict:
     command = [
-        *(
-            [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc)]
-            if nproc > 1
-            else [sys.executable]
-        ),
+        *python_processes(nproc),
         *([str(REPO / "tests" / "fsdp_on_cpu.py")] if fsdp else []),
         str(REPO / "examples" / "finetune_ek100.py"),
         *(
@@ -351,8 +334,7 @@ def _finetune(data_dir: Path, output_dir: Path, nproc: int, *extra: str, fsdp: b
         *("--num_workers", "0", "--report_to", "none", "--eval_batch_size", "8", "--warmup_epochs", "0"),
         *extra,
     ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", "ACCELERATE_USE_CPU": "1"}
-    env.update(_fsdp2_env() if fsdp else {})
+    env = cpu_environment(**(_fsdp2_env() if fsdp else {}))
     subprocess.run(command, check=True, env=env, cwd=output_dir.parent, timeout=300)
     return json.loads((output_dir / "results.json").read_text())
 
