@@ -62,7 +62,7 @@ class HubMetadata:
 class Benchmark:
     """One benchmark's declaration (see the module docstring for who reads which field).
 
-    ``loader(data_dir, video_root, split, cache_dir, **builder_kwargs)`` returns `BenchmarkData`;
+    ``loader(data_dir, video_root, split, cache_dir: str | None, **builder_kwargs)`` returns `BenchmarkData`;
     ``evaluator(model, processor, *data.inputs, accelerator, num_frames=, batch_size=, num_workers=)`` returns
     ``{metric: value, ..., "num_skipped": n}``. ``clips_per_example``: clips decoded per evaluated example (EgoMCQ:
     the 5 choices of a question), so that a batch size in clips becomes one in examples.
@@ -109,7 +109,8 @@ class Benchmark:
     ) -> BenchmarkData:
         """The ``split`` (default: the benchmark's) of the annotation files in ``data_dir``; ``cache_dir`` holds
         the built datasets and derived matrices (None: the datasets cache, and `DEFAULT_CACHE_DIR`)."""
-        return self.loader(data_dir, video_root, self.check_split(split), cache_dir, **builder_kwargs)
+        cache = None if cache_dir is None else os.fspath(cache_dir)
+        return self.loader(data_dir, video_root, self.check_split(split), cache, **builder_kwargs)
 
     def evaluate(
         self,
@@ -215,7 +216,7 @@ def load_mir(
     data_dir: str | os.PathLike,
     video_root: str | os.PathLike,
     split: str,
-    cache_dir: str | os.PathLike | None = None,
+    cache_dir: str | None = None,
     **builder_kwargs: Any,
 ) -> BenchmarkData:
     """An EK-100 MIR layout (the real set, or `eva02at_hf.data.synthetic`'s) as `EK100Split`."""
@@ -225,7 +226,7 @@ def load_mir(
             video_root,
             split,
             cache_dir or DEFAULT_CACHE_DIR,
-            datasets_cache_dir=None if cache_dir is None else os.fspath(cache_dir),
+            datasets_cache_dir=cache_dir,
             **builder_kwargs,
         )
     )
@@ -235,12 +236,11 @@ def load_egomcq_questions(
     data_dir: str | os.PathLike,
     video_root: str | os.PathLike,
     split: str,
-    cache_dir: str | os.PathLike | None = None,
+    cache_dir: str | None = None,
     **builder_kwargs: Any,
 ) -> BenchmarkData:
     """EgoMCQ's questions (``egomcq.json``; one split, validation)."""
-    cache = None if cache_dir is None else os.fspath(cache_dir)
-    questions = load_egomcq(data_dir, video_root, cache_dir=cache, **builder_kwargs)
+    questions = load_egomcq(data_dir, video_root, cache_dir=cache_dir, **builder_kwargs)
     return BenchmarkData((questions,), {"num_questions": len(questions)})
 
 
@@ -248,12 +248,11 @@ def load_charades_ego_videos(
     data_dir: str | os.PathLike,
     video_root: str | os.PathLike,
     split: str,
-    cache_dir: str | os.PathLike | None = None,
+    cache_dir: str | None = None,
     **builder_kwargs: Any,
 ) -> BenchmarkData:
     """Charades-Ego videos of ``split`` with the class names their prompts are made of."""
-    cache = None if cache_dir is None else os.fspath(cache_dir)
-    videos = load_charades_ego(data_dir, video_root, split, cache_dir=cache, **builder_kwargs)
+    videos = load_charades_ego(data_dir, video_root, split, cache_dir=cache_dir, **builder_kwargs)
     return BenchmarkData((videos, charades_ego_class_names(data_dir)), {"num_videos": len(videos)})
 
 
