@@ -55,10 +55,13 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
 
 
-def benchmark_parser(doc: str) -> argparse.ArgumentParser:
-    """The parser of a benchmark script: its docstring as help, and the common arguments (`add_common_args`)."""
+def benchmark_parser(doc: str, preset: str | None = None) -> argparse.ArgumentParser:
+    """The parser of a benchmark script: its docstring as help, the common arguments (`add_common_args`) and, with
+    a ``preset``, ``--preset`` defaulting to it (the model `preset_vision_model` builds)."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(parser)
+    if preset is not None:
+        parser.add_argument("--preset", default=preset, help=f"model size (default {preset})")
     return parser
 
 
@@ -147,6 +150,14 @@ def build_vision_model(
     """A randomly initialised vision tower in fp32 on `device`, in eval mode."""
     torch.manual_seed(seed)
     return EVA02ATVisionModel(config).to(device).eval()
+
+
+def preset_vision_model(
+    args: argparse.Namespace, device: torch.device
+) -> tuple[EVA02ATVisionConfig, EVA02ATVisionModel]:
+    """The vision config of ``--preset`` and its randomly initialised tower on ``device`` (`build_vision_model`)."""
+    config = vision_config(args.preset)
+    return config, build_vision_model(config, device)
 
 
 def clips(

@@ -11,24 +11,21 @@ import torch
 from _common import (
     MIB,
     benchmark_parser,
-    build_vision_model,
     clips,
     forward_flops,
     parse_benchmark_args,
     peak_memory,
     precision,
+    preset_vision_model,
     print_table,
     time_interleaved,
-    vision_config,
 )
 
 
 def main() -> None:
-    parser = benchmark_parser(__doc__)
-    parser.add_argument("--preset", default="eva02at-b")
+    parser = benchmark_parser(__doc__, preset="eva02at-b")
     args, device = parse_benchmark_args(parser, frames=([4, 8, 16], [4]))
-    config = vision_config(args.preset)
-    model = build_vision_model(config, device)
+    config, model = preset_vision_model(args, device)
 
     rows = []
     for num_frames in args.frames:

@@ -17,26 +17,24 @@ from _common import (
     DTYPES,
     MIB,
     benchmark_parser,
-    build_vision_model,
     clips,
     parse_benchmark_args,
     peak_memory,
     precision,
+    preset_vision_model,
     print_table,
     time_interleaved,
-    vision_config,
 )
 
 from eva02at_hf.utils.memory import estimate_activation_memory
 
 
 def main() -> None:
-    parser = benchmark_parser(__doc__)
-    parser.add_argument("--preset", default="eva02at-b")
+    parser = benchmark_parser(__doc__, preset="eva02at-b")
     parser.add_argument("--batch-size", type=int, default=1)
     args, device = parse_benchmark_args(parser, frames=([4, 8], [1]))
-    config = vision_config(args.preset)
-    model = build_vision_model(config, device).train()
+    config, model = preset_vision_model(args, device)
+    model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
 
     def step(checkpointing: bool, dtype: str, pixel_values: torch.Tensor) -> None:

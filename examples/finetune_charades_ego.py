@@ -14,23 +14,18 @@ from dataclasses import asdict, dataclass, field
 from typing import ClassVar
 
 from eva02at_hf.data import charades_ego_class_names, load_charades_ego
-from eva02at_hf.objectives import RetrievalObjective, build_loss, loss_defaults
+from eva02at_hf.objectives import build_loss, loss_defaults
 from eva02at_hf.training import (
     BENCHMARKS,
     OURS,
     PAPER,
-    ClipTextDataset,
-    TrainingCollator,
-    TrainingLoop,
     TrainingLoopConfig,
-    build_accelerator,
-    check_metric_for_best,
-    class_incidence,
+    build_charades_ego_loop,
     load_model_and_processor,
     parse_recipe_args,
     print_summary,
     recipe_default,
-    save_recipe,
+    start_run,
 )
 
 
@@ -76,9 +71,7 @@ class CharadesArguments:
 def main(argv: list[str] | None = None) -> dict:
     script, config = parse_recipe_args((CharadesArguments, CharadesConfig), argv)
     benchmark = BENCHMARKS["charades_ego"]
-    check_metric_for_best(config, benchmark.metrics)
-    accelerator = build_accelerator(config)
-    save_recipe(accelerator, config.output_dir, script, config)
+    accelerator = start_run(config, script, metrics=benchmark.metrics)
     class_names = charades_ego_class_names(script.data_dir)
     with accelerator.main_process_first():
         train = load_charades_ego(script.data_dir, script.video_root, "train", trimmed=True)
@@ -86,24 +79,12 @@ def main(argv: list[str] | None = None) -> dict:
     if script.model is None:
         accelerator.print(f"no --model given: training a randomly initialised {script.preset} (--preset)")
     model, processor = load_model_and_processor(script.model, script.preset, num_frames=script.num_frames)
-
     evaluate = benchmark.evaluation(
         processor, test, script.num_frames, config.eval_batch_size, config.num_workers
     )
-
-    labels = [ids[0] for ids in train["class_ids"]]
-    dataset = ClipTextDataset(train, class_names, labels, seed=config.seed)
-    collator = TrainingCollator(
-        processor,
-        script.num_frames,
-        "segment_random",
-        crop_scale=config.train_crop_scale,
-        keep_columns=("clip_index", "sentence_index"),
-    )
-    relevancy = class_incidence(train["class_ids"], len(class_names))
-    objective = RetrievalObjective(build_loss("sms_hard", margin=script.margin, tau=script.tau), relevancy)
-    trainer = TrainingLoop(
-        config, model, processor, dataset, collator, objective, evaluate, accelerator=accelerator
+    criterion = build_loss("sms_hard", margin=script.margin, tau=script.tau)
+    trainer = build_charades_ego_loop(
+        config, model, processor, train, class_names, criterion, script.num_frames, evaluate, accelerator
     )
     results = trainer.train({"args": asdict(script)})
     print_summary(accelerator, config, results)

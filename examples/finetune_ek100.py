@@ -32,14 +32,12 @@ from eva02at_hf.training import (
     PAPER,
     EK100Split,
     TrainingLoopConfig,
-    build_accelerator,
     build_ek100_loop,
-    check_metric_for_best,
     ek100_evaluator,
     load_model_and_processor,
     parse_recipe_args,
     print_summary,
-    save_recipe,
+    start_run,
 )
 
 
@@ -103,11 +101,11 @@ class EK100Arguments:
 
 def main(argv: list[str] | None = None) -> dict:
     script, config = parse_recipe_args((EK100Arguments, TrainingLoopConfig), argv)
-    check_metric_for_best(config, BENCHMARKS["ek100_mir"].metrics)
-    accelerator = build_accelerator(config)
     flags = ("margin", "tau", "temperature", "sms_preset", "sms_lambda")
     criterion = build_loss(script.loss, **{flag: getattr(script, flag) for flag in flags})
-    save_recipe(accelerator, config.output_dir, script, config, criterion=(repr(criterion), "resolved"))
+    accelerator = start_run(
+        config, script, metrics=BENCHMARKS["ek100_mir"].metrics, criterion=(repr(criterion), "resolved")
+    )
     cache = os.path.join(config.output_dir, "cache")
     with accelerator.main_process_first():
         splits = {

@@ -14,25 +14,19 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import ClassVar
 
-import numpy as np
-
 from eva02at_hf.data import load_egoclip
-from eva02at_hf.objectives import RetrievalObjective, build_loss, loss_defaults
+from eva02at_hf.objectives import build_loss, loss_defaults
 from eva02at_hf.training import (
     BENCHMARKS,
     PAPER,
-    ClipTextDataset,
     EgoClipStream,
-    TrainingCollator,
-    TrainingLoop,
     TrainingLoopConfig,
-    build_accelerator,
-    check_metric_for_best,
+    build_egoclip_loop,
     load_model_and_processor,
     parse_recipe_args,
     print_summary,
     recipe_default,
-    save_recipe,
+    start_run,
 )
 
 
@@ -86,15 +80,12 @@ class EgoClipArguments:
 def main(argv: list[str] | None = None) -> dict:
     script, config = parse_recipe_args((EgoClipArguments, PretrainConfig), argv)
     egomcq = BENCHMARKS["egomcq"]
-    if script.egomcq_dir:
-        check_metric_for_best(config, egomcq.metrics)
-    accelerator = build_accelerator(config)
     if script.streaming and config.block_rows is None:
         config.block_rows = 1024
-    save_recipe(accelerator, config.output_dir, script, config)
+    accelerator = start_run(config, script, metrics=egomcq.metrics if script.egomcq_dir else None)
     with accelerator.main_process_first():
-        if script.streaming:
-            dataset = EgoClipStream(
+        pairs = (
+            EgoClipStream(
                 script.data_dir,
                 script.video_root,
                 script.chunk_len,
@@ -102,9 +93,9 @@ def main(argv: list[str] | None = None) -> dict:
                 config.blocks_per_group,
                 config.seed,
             )
-        else:
-            clips = load_egoclip(script.data_dir, script.video_root, chunk_len=script.chunk_len)
-            dataset = ClipTextDataset(clips, clips["narration"], np.arange(len(clips)), seed=config.seed)
+            if script.streaming
+            else load_egoclip(script.data_dir, script.video_root, chunk_len=script.chunk_len)
+        )
         questions = (
             egomcq.load(script.egomcq_dir, script.video_root, chunk_len=script.chunk_len)
             if script.egomcq_dir
@@ -113,22 +104,14 @@ def main(argv: list[str] | None = None) -> dict:
     if script.model is None:
         accelerator.print(f"no --model given: training a randomly initialised {script.preset} (--preset)")
     model, processor = load_model_and_processor(script.model, script.preset, num_frames=script.num_frames)
-    evaluate = None
-    if questions is not None:
-        evaluate = egomcq.evaluation(
-            processor, questions, script.num_frames, config.eval_batch_size, config.num_workers
-        )
-
-    collator = TrainingCollator(
-        processor,
-        script.num_frames,
-        "segment_random",
-        crop_scale=config.train_crop_scale,
-        keep_columns=("clip_index",),
+    evaluate = (
+        egomcq.evaluation(processor, questions, script.num_frames, config.eval_batch_size, config.num_workers)
+        if questions is not None
+        else None
     )
-    objective = RetrievalObjective(build_loss("infonce", temperature=script.temperature))
-    trainer = TrainingLoop(
-        config, model, processor, dataset, collator, objective, evaluate, accelerator=accelerator
+    criterion = build_loss("infonce", temperature=script.temperature)
+    trainer = build_egoclip_loop(
+        config, model, processor, pairs, criterion, script.num_frames, evaluate, accelerator
     )
     results = trainer.train({"args": asdict(script)})
     print_summary(accelerator, config, results)

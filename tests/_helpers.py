@@ -137,3 +137,18 @@ def cpu_environment(**variables: str) -> dict[str, str]:
         "ACCELERATE_USE_CPU": "1",
         **variables,
     }
+
+
+def small_synthetic_set(root: Path, layouts: Sequence[str]) -> Path:
+    """40 synthetic clips (10 fps, 8 frames each, at most 6 per video, half of them test) in ``layouts``."""
+    synthetic.generate(
+        root,
+        num_clips=40,
+        seed=0,
+        fps=10,
+        frames_per_clip=8,
+        max_clips_per_video=6,
+        test_fraction=0.5,
+        layouts=tuple(layouts),
+    )
+    return root

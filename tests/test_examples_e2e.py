@@ -13,6 +13,7 @@ import datasets
 import pandas as pd
 import pytest
 import torch
+from _helpers import small_synthetic_set
 from accelerate.utils import set_seed
 from peft import PeftModel
 from transformers import AutoModel, AutoProcessor
@@ -23,7 +24,7 @@ from eva02at_hf.data import charades_ego_class_names, load_charades_ego, load_eg
 from eva02at_hf.training import LORA_TARGET_MODULES, load_model_and_processor
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-FPS, FRAMES_PER_CLIP = 10, 8
+FPS, FRAMES_PER_CLIP = 10, 8  # of `small_synthetic_set`
 TRAIN_FLAGS = ["--num_frames", "2", "--batch_size", "8", "--num_workers", "0", "--report_to", "none"]
 
 
@@ -46,18 +47,7 @@ def datasets_cache(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("synthetic")
-    synthetic.generate(
-        root,
-        num_clips=40,
-        seed=0,
-        fps=FPS,
-        frames_per_clip=FRAMES_PER_CLIP,
-        max_clips_per_video=6,
-        test_fraction=0.5,
-        layouts=synthetic.LAYOUTS,
-    )
-    return root
+    return small_synthetic_set(tmp_path_factory.mktemp("synthetic"), synthetic.LAYOUTS)
 
 
 @pytest.fixture(scope="module")

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from _helpers import cpu_environment, python_processes
+from _helpers import cpu_environment, python_processes, small_synthetic_set
 from accelerate.data_loader import BatchSamplerShard, DataLoaderShard
 from safetensors.torch import load_file
 from torch.utils.data import BatchSampler
 
-from eva02at_hf.data import load_egoclip, synthetic
+from eva02at_hf.data import load_egoclip
 from eva02at_hf.training import ClipTextDataset, EgoClipStream, EpochShuffleSampler, block_groups
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,18 +23,7 @@ FIELDS = ("clip_index", "clip_id", "text", "start", "stop", "video_paths", "chun
 
 @pytest.fixture(scope="module")
 def egoclip(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("egoclip")
-    synthetic.generate(
-        root,
-        num_clips=40,
-        seed=0,
-        fps=10,
-        frames_per_clip=8,
-        max_clips_per_video=6,
-        test_fraction=0.5,
-        layouts=("egoclip",),
-    )
-    return root
+    return small_synthetic_set(tmp_path_factory.mktemp("egoclip"), ("egoclip",))
 
 
 def _map_style(root: Path, rank: int, world_size: int, batch_size: int, epoch: int) -> list[dict]:

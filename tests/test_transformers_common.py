@@ -28,26 +28,26 @@ floats_tensor, ids_tensor = modeling_common.floats_tensor, modeling_common.ids_t
 class EVA02ATVisionModelTester:
     """Tiny video tower: 2 frames of 16 x 16 pixels in 8 x 8 patches, so 1 + 2 * 4 = 9 tokens."""
 
+    sizes = {
+        "num_frames": 2,
+        "num_channels": 3,
+        "image_size": 16,
+        "patch_size": 8,
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+    }
+
     def __init__(self, parent: unittest.TestCase, batch_size: int = 3, is_training: bool = False) -> None:
         self.parent = parent
         self.batch_size = batch_size
         self.is_training = is_training
-        self.num_frames, self.num_channels, self.image_size, self.patch_size = 2, 3, 16, 8
-        self.hidden_size, self.num_hidden_layers, self.num_attention_heads = 32, 2, 2
+        for name, value in self.sizes.items():  # the mixin reads these as attributes
+            setattr(self, name, value)
         self.seq_length = 1 + self.num_frames * (self.image_size // self.patch_size) ** 2
 
     def get_config(self) -> EVA02ATVisionConfig:
-        return EVA02ATVisionConfig(
-            hidden_size=self.hidden_size,
-            intermediate_size=48,
-            num_hidden_layers=self.num_hidden_layers,
-            num_attention_heads=self.num_attention_heads,
-            num_channels=self.num_channels,
-            image_size=self.image_size,
-            patch_size=self.patch_size,
-            num_frames=self.num_frames,
-            rope_reference_grid_size=2,
-        )
+        return EVA02ATVisionConfig(**self.sizes, intermediate_size=48, rope_reference_grid_size=2)
 
     def prepare_config_and_inputs_for_common(self) -> tuple[EVA02ATVisionConfig, dict[str, torch.Tensor]]:
         shape = [self.batch_size, self.num_frames, self.num_channels, self.image_size, self.image_size]

@@ -49,10 +49,11 @@ from .loop import (
     resolve_recipe,
     save_recipe,
     save_results,
+    start_run,
 )
 from .lora import LORA_TARGET_MODULES, add_lora, merged_copy
 from .models import load_model_and_processor, processor_for
-from .recipes import build_ek100_loop, ek100_evaluator
+from .recipes import build_charades_ego_loop, build_egoclip_loop, build_ek100_loop, ek100_evaluator
 from .schedules import SCHEDULES, build_scheduler
 from .streaming import EgoClipStream, block_offsets
 
@@ -73,6 +74,8 @@ __all__ = [
     "SCHEDULES",
     "annotation_fingerprint",
     "build_accelerator",
+    "build_charades_ego_loop",
+    "build_egoclip_loop",
     "build_ek100_loop",
     "build_optimizer",
     "block_groups",
@@ -106,6 +109,7 @@ __all__ = [
     "resolve_recipe",
     "save_recipe",
     "save_results",
+    "start_run",
     "TrainingLoop",
     "TrainingLoopState",
     "TrainingCollator",

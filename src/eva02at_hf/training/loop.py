@@ -344,6 +344,22 @@ def check_metric_for_best(config: TrainingLoopConfig, names: Collection[str]) ->
         )
 
 
+def start_run(
+    config: TrainingLoopConfig,
+    *arguments: Any,
+    metrics: Collection[str] | None = None,
+    **resolved: tuple[Any, str],
+) -> Accelerator:
+    """Begin a recipe's run: check ``--metric_for_best`` against the evaluation's ``metrics`` (when the run
+    evaluates), build the accelerator (which seeds everything) and `save_recipe` of ``config`` and the script's
+    ``arguments`` (plus ``resolved`` extras such as the built loss)."""
+    if metrics is not None:
+        check_metric_for_best(config, metrics)
+    accelerator = build_accelerator(config)
+    save_recipe(accelerator, config.output_dir, *arguments, config, **resolved)
+    return accelerator
+
+
 def recipe_default(name: str, default: Any) -> Any:
     """The `TrainingLoopConfig` field ``name`` with a recipe's ``default``, keeping its ``--help`` text (the subclass
     states the new default's source in its own ``SOURCES``)."""
