@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -103,6 +104,26 @@ def test_flags_are_spelled_with_underscores_and_hyphens_are_hidden_aliases() -> 
     search = ["search", "--features", "f", "--query", "x"]
     assert parser.parse_args([*search, "--output=--top-k.json"]).output == "--top-k.json"
     assert parser.parse_args([*search, "--query-file=my-queries.txt"]).query_file == "my-queries.txt"
+
+
+def test_every_subcommand_help_states_each_default() -> None:
+    """Each optional flag shows its default in --help, as the example scripts' --help does; e.g. ``eva02at extract
+    --help`` says the batch size is 16."""
+    checked = 0
+    for command, subparser in _subcommands().items():
+        options = subparser.format_help().split("\noptions:\n", 1)[1]
+        entries = {
+            block.split()[0].rstrip(","): " ".join(block.split()) for block in re.split(r"\n  (?=-)", options)
+        }
+        for action in subparser._actions:
+            if not action.option_strings or action.required or action.default == argparse.SUPPRESS:
+                continue
+            assert "(default" in entries[action.option_strings[0]], (command, action.option_strings)
+            checked += 1
+    extract = " ".join(_subcommands()["extract"].format_help().split())
+    assert "--batch_size BATCH_SIZE (default: 16)" in extract
+    assert "(default: the model's)" in extract and "(default: the model's) (default" not in extract
+    assert checked > 10
 
 
 def test_usage_errors_exit_2(capsys) -> None:

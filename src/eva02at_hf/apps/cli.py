@@ -41,7 +41,22 @@ class UsageError(Exception):
 
 class ArgumentParser(argparse.ArgumentParser):
     """`argparse.ArgumentParser` whose multi-word flags are spelled with underscores (``--top_k``), as the example
-    scripts' flags are; the hyphen spelling (``--top-k``) is a hidden alias, mapped to it before parsing."""
+    scripts' flags are; the hyphen spelling (``--top-k``) is a hidden alias, mapped to it before parsing. Its
+    ``--help`` (and every subcommand's) shows each flag's default, as the scripts' does (`HelpFormatter`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from ..training.loop import HelpFormatter
+
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        if action.help is None and action.default not in (None, argparse.SUPPRESS) and not action.required:
+            action.help = (
+                "(default: %(default)s)"  # argparse prints no help line at all for a flag without help
+            )
+        return action
 
     def parse_known_args(
         self, args: Any = None, namespace: Any = None
@@ -576,7 +591,14 @@ def _add_switch(
         default=default,
         help=f"{help} (default: yes)",
     )
-    parser.add_argument(f"--no_{name}", dest=dest, action="store_const", const=False, help=f"not --{name}")
+    parser.add_argument(
+        f"--no_{name}",
+        dest=dest,
+        action="store_const",
+        const=False,
+        default=argparse.SUPPRESS,
+        help=f"not --{name}",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -671,7 +693,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--dist_timeout",
         type=_positive_int,
         default=360,
-        help="minutes a process launched with others waits for the slowest one (default 360)",
+        help="minutes a process launched with others waits for the slowest one",
     )
     extract.set_defaults(func=run_extract)
 

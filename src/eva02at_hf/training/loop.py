@@ -268,10 +268,10 @@ class TrainingLoopConfig:
 
 
 class HelpFormatter(ArgumentDefaultsHelpFormatter):
-    """``--help`` with every flag's default appended, except where the help text already states it."""
+    """``--help`` with every optional flag's default appended, except where the help text already states it."""
 
     def _get_help_string(self, action: Action) -> str | None:
-        if action.help and "default:" in action.help:
+        if action.required or (action.help and "default:" in action.help):
             return action.help
         return super()._get_help_string(action)
 
