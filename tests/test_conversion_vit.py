@@ -247,20 +247,34 @@ def test_openai_and_open_clip_parity_at_one_frame(quick_gelu: bool) -> None:
     torch.testing.assert_close(ours_text, expected_text, atol=2e-5, rtol=1e-4)
 
 
-def test_openai_vit_b16_parity_with_released_widths() -> None:
-    """OpenAI's ViT-B/16 widths (2 layers per tower and 112 px to stay fast): heads 12 / 8 from the widths."""
+RELEASED_WIDTHS = {  # open_clip's ViT-B-16 / ViT-L-14 configs: (embed_dim, vision width, patch, text width, heads)
+    "ViT-B-16": (512, 768, 16, 512, 12, 8),
+    "ViT-L-14": (768, 1024, 14, 768, 16, 12),
+}
+
+
+@pytest.mark.parametrize("quick_gelu", [True, False], ids=["openai_clip", "open_clip"])
+@pytest.mark.parametrize("name", sorted(RELEASED_WIDTHS))
+def test_released_vit_widths_convert_with_parity(name: str, quick_gelu: bool) -> None:
+    """OpenAI / open_clip ViT-B/16 and ViT-L/14 at their released widths, patch sizes and head counts (2 layers per
+    tower and 8 x 8 patches to stay fast): the heads are inferred from the widths, and image and text features
+    match open_clip's reference model."""
+    embed_dim, width, patch, text_width, heads, text_heads = RELEASED_WIDTHS[name]
     torch.manual_seed(0)
     reference = CLIP(
-        embed_dim=512,
-        vision_cfg=CLIPVisionCfg(layers=2, width=768, patch_size=16, image_size=112),
-        text_cfg=CLIPTextCfg(width=512, heads=8, layers=2),
-        quick_gelu=True,
+        embed_dim=embed_dim,
+        vision_cfg=CLIPVisionCfg(layers=2, width=width, patch_size=patch, image_size=8 * patch),
+        text_cfg=CLIPTextCfg(width=text_width, heads=text_heads, layers=2),
+        quick_gelu=quick_gelu,
     ).eval()
-    model = convert_checkpoint(reference.state_dict(), format="openai_clip").eval()
-    assert model.config.vision_config.num_attention_heads == 12
-    assert model.config.text_config.num_attention_heads == 8
-    images = torch.randn(1, 3, 112, 112, generator=torch.Generator().manual_seed(3))
-    tokens = open_clip.get_tokenizer("ViT-B-16")(["open the fridge", "cut the red onion"])
+    model = convert_checkpoint(
+        reference.state_dict(), format="openai_clip" if quick_gelu else "open_clip"
+    ).eval()
+    vision, text = model.config.vision_config, model.config.text_config
+    assert (vision.num_attention_heads, text.num_attention_heads) == (heads, text_heads)
+    assert (vision.patch_size, vision.hidden_act) == (patch, "quick_gelu" if quick_gelu else "gelu")
+    images = torch.randn(1, 3, 8 * patch, 8 * patch, generator=torch.Generator().manual_seed(3))
+    tokens = open_clip.get_tokenizer(name)(["open the fridge", "cut the red onion"])
     with torch.no_grad():
         torch.testing.assert_close(
             F.normalize(model.get_video_features(images[:, None]).pooler_output, dim=-1),
