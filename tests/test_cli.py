@@ -367,7 +367,7 @@ def test_publish_dry_run_lists_the_upload(workspace: Path, tmp_path: Path, capsy
 
 def test_runnable_as_module() -> None:
     completed = subprocess.run(
-        [sys.executable, "-m", "eva02at_hf.apps.cli", "search", "--features", "/nonexistent", "--query", "x"],
+        [sys.executable, "-m", "eva02at_hf", "search", "--features", "/nonexistent", "--query", "x"],
         capture_output=True,
         text=True,
     )

@@ -156,9 +156,9 @@ def _wait_for(driver, selector: str, timeout: float = 30.0) -> list:
 
 @pytest.fixture
 def demo_server(workspace: Path):
-    """`python -m eva02at_hf.apps.cli demo --features DIR` in a subprocess: yields its URL, then stops it with Ctrl-C."""
+    """`python -m eva02at_hf demo --features DIR` in a subprocess: yields its URL, then stops it with Ctrl-C."""
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
-    argv = [sys.executable, "-m", "eva02at_hf.apps.cli", "demo", "--features", str(workspace / "features")]
+    argv = [sys.executable, "-m", "eva02at_hf", "demo", "--features", str(workspace / "features")]
     process = subprocess.Popen(
         [*argv, "--top_k", str(TOP_K)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
     )

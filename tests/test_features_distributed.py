@@ -76,7 +76,7 @@ def _accelerate_launch() -> list[str]:
         "accelerate.commands.launch",
         "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
         "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(port),
-        "-m", "eva02at_hf.apps.cli",
+        "-m", "eva02at_hf",
     ]  # fmt: skip
 
 
@@ -105,9 +105,7 @@ def test_two_processes_make_the_folder_of_one(
     workspace: Path, reference: Path, tmp_path: Path, capsys
 ) -> None:
     """videos.parquet lists broken.mp4 last (sorted names): row 7, in the last video shard."""
-    launched = _launch(
-        _torchrun("-m", "eva02at_hf.apps.cli"), _arguments(workspace, tmp_path / "two"), tmp_path
-    )
+    launched = _launch(_torchrun("-m", "eva02at_hf"), _arguments(workspace, tmp_path / "two"), tmp_path)
     assert "exitcode  : 3" in launched.stderr  # partial success on both ranks (broken.mp4)
     assert "embedded 7/8 videos and 5 texts" in launched.stdout
     assert launched.stdout.count("embedded") == 1  # rank 0 reports for the run

@@ -10,7 +10,7 @@
 Exit codes (stable, for scripts): 0 success; 1 runtime failure; 2 usage error (bad arguments, missing input
 files, an output folder holding features made with other settings); 3 partial success (finished, but some
 inputs could not be decoded: see the listed failures); 130 interrupted (Ctrl-C; `extract` resumes on rerun).
-Also runnable as ``python -m eva02at_hf.apps.cli``.
+Also runnable as ``python -m eva02at_hf``.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Browser demo over an `eva02at extract` folder (Gradio): text -> video and video -> text search.
 
-    eva02at demo --features features/          # also: python -m eva02at_hf.apps.cli demo --features features/
+    eva02at demo --features features/          # also: python -m eva02at_hf demo --features features/
 
 Queries are embedded with the model recorded in the folder's manifest (or ``--model``) and ranked against the
 stored embeddings (`eva02at_hf.apps.search`). Text hits show as a table of rank, id, score and a player of the clip
