@@ -5,6 +5,7 @@ The processor and video-processor suites are in `test_transformers_common_proces
 `tests/exporters/` is not in the sdist, so the export tests (torch.export / ONNX) do not run here.
 """
 
+import random
 import unittest
 
 import torch
@@ -23,6 +24,8 @@ modeling_common = common_tests("test_modeling_common")
 ConfigTester = common_tests("test_configuration_common").ConfigTester
 ModelTesterMixin = modeling_common.ModelTesterMixin
 floats_tensor, ids_tensor = modeling_common.floats_tensor, modeling_common.ids_tensor
+# The testers draw their inputs from fixed generators: the suite's own `global_rng` is unseeded, and a rare draw
+# puts the fp16 eager-vs-SDPA comparison on CPU past its tolerance (seen once: 3 % mean relative difference).
 
 
 class EVA02ATVisionModelTester:
@@ -51,7 +54,7 @@ class EVA02ATVisionModelTester:
 
     def prepare_config_and_inputs_for_common(self) -> tuple[EVA02ATVisionConfig, dict[str, torch.Tensor]]:
         shape = [self.batch_size, self.num_frames, self.num_channels, self.image_size, self.image_size]
-        return self.get_config(), {"pixel_values": floats_tensor(shape)}
+        return self.get_config(), {"pixel_values": floats_tensor(shape, rng=random.Random(0))}
 
 
 class EVA02ATTextModelTester:
@@ -76,7 +79,7 @@ class EVA02ATTextModelTester:
         )
 
     def prepare_config_and_inputs_for_common(self) -> tuple[EVA02ATTextConfig, dict[str, torch.Tensor]]:
-        input_ids = ids_tensor([self.batch_size, self.seq_length], self.vocab_size - 2)
+        input_ids = ids_tensor([self.batch_size, self.seq_length], self.vocab_size - 2, rng=random.Random(1))
         lengths = torch.tensor([self.seq_length, 4, 2][: self.batch_size])
         attention_mask = (torch.arange(self.seq_length)[None] < lengths[:, None]).long()
         input_ids[torch.arange(self.batch_size), lengths - 1] = 98
