@@ -27,7 +27,7 @@ from huggingface_hub import CommitOperationAdd, EvalResult, HfApi, ModelCard, Mo
 from ..configuration_eva02at import EVA02ATConfig
 from ..modeling_eva02at import EVA02ATForVideoTextRetrieval
 from ..processing_eva02at import CONTEXT_LENGTH, EVA02ATProcessor
-from ..training.benchmarks import BENCHMARKS, Benchmark
+from ..training.benchmarks import BENCHMARKS
 from ..video_processing_eva02at import EVA02ATVideoProcessor
 
 DEFAULT_TEMPLATE = Path(__file__).resolve().parents[3] / "model_cards" / "template.md"
@@ -276,8 +276,6 @@ def publish(
 
 
 __all__ = [
-    "BENCHMARKS",
-    "Benchmark",
     "check_results",
     "eval_results",
     "load_results",
